@@ -1,0 +1,99 @@
+"""Shared pieces of the benchmarks: interleaved timing, machine description, reports.
+
+These machines are shared and noisy, so contestants are timed in interleaved rounds
+(each round runs every contestant once, in a rotated order) and ratios are taken
+within a round before the median over rounds: drift hits both sides of a ratio alike.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import time
+from importlib import metadata
+from typing import Callable
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    """CPU model, cores, OS and the library versions that the figures depend on."""
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    versions = {}
+    for package in ("dctload", "numpy", "torch", "torchvision", "pillow", "jpeglib"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    from dctload import _reader
+
+    versions["libjpeg_api"] = _reader.LIBJPEG_VERSION
+    gpu = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "gpu": gpu,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "versions": versions,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def interleaved(contestants: dict[str, Callable[[], float]], rounds: int, progress=print) -> dict[str, list[float]]:
+    """Runs every contestant once per round, rotating the order; returns seconds per round.
+
+    A contestant returns its own measured seconds (so it can exclude set-up), or None
+    to be timed from outside.
+    """
+    names = list(contestants)
+    times = {name: [] for name in names}
+    for name in names:  # warm-up: code paths, caches, allocator
+        contestants[name]()
+    for r in range(rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            start = time.perf_counter()
+            measured = contestants[name]()
+            times[name].append(measured if measured is not None else time.perf_counter() - start)
+        progress(f"round {r + 1}/{rounds} done")
+    return times
+
+
+def median_ratio(slow: list[float], fast: list[float]) -> float:
+    """Median over rounds of slow/fast, each ratio within one round."""
+    return statistics.median(s / f for s, f in zip(slow, fast))
+
+
+def print_table(header: list[str], rows: list[list]) -> str:
+    cells = [[str(c) for c in row] for row in [header] + rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+def write_json(name: str, payload: dict) -> pathlib.Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path

@@ -1,0 +1,156 @@
+"""Reader benchmark: dctload against the libjpeg floor and RGB decoders, side by side.
+
+    python bench/reader.py [FOLDER] [--rounds N] [--limit N] [--quick]
+
+FOLDER defaults to the built-in default data set (dctload.datasets). Every contestant
+decodes the same files held in memory (jpeglib needs paths: it reads the files), one
+thread unless named otherwise; each decodes one image at a time and drops it (the
+2-thread reader: batches of 32), after one untimed warm-up pass. Prints a table with ratios and writes
+bench/results/reader-<folder name>.json. Targets (issue 2): dctload within 1.10x of the
+floor, at least 1.3x faster than torchvision.io.decode_jpeg, at least 3x faster than
+jpeglib, and 2 threads at least 1.8x one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+
+import dctload  # noqa: E402
+from dctload import datasets  # noqa: E402
+
+HERE = pathlib.Path(__file__).resolve().parent
+FLOOR_SOURCE = HERE / "floor.c"
+FLOOR_BINARY = HERE / "build" / "floor"
+BATCH = 32  # images a batch for the 2-thread reader
+TARGETS = (  # (name, numerator, denominator, bound, comparison)
+    ("dctload within 1.10x of the floor", "dctload (1 thread)", "libjpeg floor (C)", 1.10, "<="),
+    ("dctload >= 1.3x faster than decode_jpeg", "torchvision decode_jpeg", "dctload (1 thread)", 1.3, ">="),
+    ("dctload >= 3x faster than jpeglib", "jpeglib read_dct", "dctload (1 thread)", 3.0, ">="),
+    ("2 threads >= 1.8x one thread", "dctload (1 thread)", "dctload (2 threads)", 1.8, ">="),
+)
+
+
+def build_floor() -> pathlib.Path | None:
+    """Compiles bench/floor.c (cached); None when no C compiler is at hand."""
+    if FLOOR_BINARY.exists() and FLOOR_BINARY.stat().st_mtime >= FLOOR_SOURCE.stat().st_mtime:
+        return FLOOR_BINARY
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if compiler is None:
+        return None
+    FLOOR_BINARY.parent.mkdir(exist_ok=True)
+    subprocess.run([compiler, "-O2", "-o", str(FLOOR_BINARY), str(FLOOR_SOURCE), "-ljpeg"], check=True)
+    return FLOOR_BINARY
+
+
+def contestants(files: list[pathlib.Path], datas: list[bytes]) -> dict:
+    """name -> callable timing one pass over all files (returns seconds or None)."""
+    import jpeglib
+    import torch
+    import torchvision.io
+    from PIL import Image
+
+    torch.set_num_threads(1)
+    tensors = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
+    batches = [datas[i:i + BATCH] for i in range(0, len(datas), BATCH)]
+
+    # Each decodes one image (or one batch) at a time and drops it, as a loader does.
+    def each(decode, items):
+        def one_pass():
+            for item in items:
+                decode(item)
+        return one_pass
+
+    out = {
+        "dctload (1 thread)": each(dctload.read_coefficients, datas),
+        "dctload (2 threads)": each(lambda b: dctload.read_batch(b, num_threads=2), batches),
+        "torchvision decode_jpeg": each(torchvision.io.decode_jpeg, tensors),
+        "Pillow decode to RGB": each(lambda d: Image.open(io.BytesIO(d)).convert("RGB"), datas),
+        "jpeglib read_dct": each(lambda f: jpeglib.read_dct(str(f)).load(), files),
+    }
+    floor = build_floor()
+    if floor is not None:
+        def run_floor():
+            result = subprocess.run([str(floor), "3", *map(str, files)], check=True, capture_output=True, text=True)
+            ms_per_image, failures = result.stdout.split()
+            assert int(failures) == 0, "the floor program failed on a file dctload read"
+            return float(ms_per_image) / 1e3 * len(files)
+
+        out = {"libjpeg floor (C)": run_floor, **out}
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", nargs="?", help="folder of JPEGs (default: the built-in default data set)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--limit", type=int, default=0, help="use at most this many files")
+    parser.add_argument("--quick", action="store_true", help="2 rounds over at most 100 files")
+    parser.add_argument("--out", help="result name under bench/results/ (default reader-<folder>)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.limit = 2, args.limit or 100
+
+    folder = pathlib.Path(args.folder) if args.folder else datasets.default_dataset()
+    candidates = datasets.list_jpegs(folder)
+    if args.limit:
+        candidates = candidates[: args.limit]
+    files, datas, refused = [], [], []
+    for path, result in zip(candidates, dctload.read_batch(candidates, errors="return")):
+        if isinstance(result, dctload.JPEGError):
+            refused.append(f"{path.name}: {result.reason}")
+        else:
+            files.append(path)
+            datas.append(path.read_bytes())
+    if not files:
+        print(f"no readable JPEG under {folder}", file=sys.stderr)
+        return 1
+    print(f"{len(files)} files from {folder} ({len(refused)} refused by dctload, left out), {args.rounds} rounds")
+
+    times = common.interleaved(contestants(files, datas), args.rounds)
+    n = len(files)
+    base = "dctload (1 thread)"
+    rows, figures = [], {}
+    for name, seconds in times.items():
+        ms = statistics.median(seconds) / n * 1e3
+        ratio = common.median_ratio(seconds, times[base])
+        figures[name] = {"ms_per_image": ms, "images_per_s": 1e3 / ms, "time_vs_dctload": ratio,
+                         "seconds_per_round": seconds}
+        rows.append([name, f"{ms:.3f}", f"{1e3 / ms:.0f}", f"{ratio:.2f}x"])
+    print()
+    table = common.print_table(["reader", "ms/image", "images/s", "time vs dctload 1 thread"], rows)
+
+    results = []
+    print()
+    for label, num, den, bound, op in TARGETS:
+        if num not in times or den not in times:
+            results.append({"target": label, "measured": None, "met": None})
+            print(f"  SKIP  {label}: not measured")
+            continue
+        ratio = common.median_ratio(times[num], times[den])
+        met = ratio <= bound if op == "<=" else ratio >= bound
+        results.append({"target": label, "measured": ratio, "bound": bound, "met": met})
+        print(f"  {'MET ' if met else 'MISS'}  {label}: {ratio:.2f}x")
+
+    name = args.out or f"reader-{folder.name}"
+    path = common.write_json(name, {
+        "benchmark": "reader", "folder": str(folder), "files": n, "refused": refused,
+        "rounds": args.rounds, "machine": common.machine(), "figures": figures,
+        "targets": results, "table": table,
+    })
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

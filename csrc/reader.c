@@ -1,0 +1,752 @@
+/*
+ * dctload._reader: quantized DCT coefficients straight from JPEG bytes.
+ *
+ * This module only parses bytes and fills arrays: it runs libjpeg up to the
+ * end of entropy decoding (jpeg_read_coefficients), copies the blocks that
+ * cover the image (not libjpeg's MCU padding) into one malloc'd buffer, and
+ * hands that buffer to Python, where numpy views split it per component.
+ * All libjpeg work runs with the GIL released; every call owns its own
+ * decompressor, error manager and output, so threads share no mutable state.
+ *
+ * libjpeg reports fatal errors through error_exit, whose default ends the
+ * process: it is replaced by a longjmp back into the call that started the
+ * work, which then raises dctload.JPEGError (or UnsupportedJPEGError).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <jerror.h>
+
+/* A standard progressive script has about 10 scans; a file with thousands
+ * of tiny scans is a known way to make libjpeg spin for minutes. */
+#define MAX_SCANS 1000
+#define MAX_WARNINGS 16
+
+/* Error kinds; the Python layer turns each into an exception class and a
+ * machine-readable `code` on it. */
+typedef enum {
+    ERR_NONE = 0,
+    ERR_CORRUPT,      /* libjpeg could not decode the data */
+    ERR_STRICT,       /* a warning, raised because strict=True */
+    ERR_NOT_JPEG,     /* no SOI marker: some other kind of file */
+    ERR_EMPTY,        /* zero bytes */
+    ERR_LOSSLESS,     /* SOF3/7/11/15: lossless, no DCT coefficients */
+    ERR_PROCESS,      /* another SOF type this libjpeg cannot read */
+    ERR_PRECISION,    /* 12- or 16-bit samples */
+    ERR_COLORSPACE,   /* RGB/CMYK/YCCK: no YCbCr coefficients */
+    ERR_TOO_LARGE,    /* header declares more than max_pixels */
+    ERR_TOO_MANY_SCANS,
+    ERR_NO_MEMORY
+} err_kind;
+
+static const char *ERR_CODES[] = {
+    "", "corrupt", "strict", "not_jpeg", "empty", "lossless", "process",
+    "precision", "colorspace", "too_large", "too_many_scans", "no_memory"};
+
+typedef struct {
+    /* inputs */
+    const unsigned char *data;
+    size_t size;
+    int strict;
+    unsigned long long max_pixels;
+    /* outputs */
+    err_kind err;
+    char message[JMSG_LENGTH_MAX + 128];
+    int n_warnings;
+    char warnings[MAX_WARNINGS][JMSG_LENGTH_MAX];
+    int n_warnings_dropped;
+    int width, height, num_components, progressive, arithmetic;
+    int restart_interval, saw_adobe, adobe_transform;
+    J_COLOR_SPACE colorspace;
+    int h_samp[MAX_COMPONENTS], v_samp[MAX_COMPONENTS];
+    int w_blocks[MAX_COMPONENTS], h_blocks[MAX_COMPONENTS];
+    unsigned short qt[MAX_COMPONENTS][DCTSIZE2];
+    struct decoder *decoder; /* coefficients: the live decompressor they sit in */
+    JCOEF *planes[MAX_COMPONENTS]; /* first block of each component */
+    size_t row_stride[MAX_COMPONENTS]; /* bytes from one block row to the next */
+    void *out;            /* pixels, or coefficients copied out; malloc'd */
+    size_t out_bytes;
+    unsigned char *exif;  /* APP1 "Exif\0\0" payload, malloc'd, or NULL */
+    size_t exif_bytes;
+    int out_components;   /* pixels: 3 (RGB) or 4 (CMYK) */
+} job_t;
+
+typedef struct {
+    struct jpeg_error_mgr pub;
+    struct jpeg_progress_mgr progress;
+    jmp_buf escape;
+    job_t *job;
+} error_mgr_t;
+
+/* A decompressor kept alive after jpeg_read_coefficients, so that Python can view
+ * the coefficients in libjpeg's own arrays instead of copying them out. */
+typedef struct decoder {
+    struct jpeg_decompress_struct cinfo;
+    error_mgr_t err;
+} decoder_t;
+
+static void fail(j_common_ptr cinfo, err_kind kind, const char *message) {
+    error_mgr_t *err = (error_mgr_t *)cinfo->err;
+    err->job->err = kind;
+    snprintf(err->job->message, sizeof(err->job->message), "%s", message);
+    longjmp(err->escape, 1);
+}
+
+static err_kind classify_libjpeg_error(j_common_ptr cinfo) {
+    struct jpeg_error_mgr *e = cinfo->err;
+    switch (e->msg_code) {
+    case JERR_NO_SOI: return ERR_NOT_JPEG;
+    case JERR_INPUT_EMPTY: return ERR_EMPTY;
+    case JERR_BAD_PRECISION: return ERR_PRECISION;
+    case JERR_SOF_UNSUPPORTED: {
+        int sof = e->msg_parm.i[0];
+        return (sof == 0xc3 || sof == 0xc7 || sof == 0xcb || sof == 0xcf)
+                   ? ERR_LOSSLESS : ERR_PROCESS;
+    }
+    case JERR_ARITH_NOTIMPL:
+    case JERR_NOTIMPL:
+    case JERR_CONVERSION_NOTIMPL: return ERR_PROCESS;
+    case JERR_OUT_OF_MEMORY: return ERR_NO_MEMORY;
+    case JERR_IMAGE_TOO_BIG: return ERR_TOO_LARGE;
+    default: return ERR_CORRUPT;
+    }
+}
+
+static void on_error_exit(j_common_ptr cinfo) {
+    char buffer[JMSG_LENGTH_MAX], message[JMSG_LENGTH_MAX + 96];
+    err_kind kind = classify_libjpeg_error(cinfo);
+    (*cinfo->err->format_message)(cinfo, buffer);
+    if (kind == ERR_LOSSLESS)
+        snprintf(message, sizeof(message),
+                 "lossless JPEG stores no DCT coefficients (%s)", buffer);
+    else if (kind == ERR_PRECISION)
+        snprintf(message, sizeof(message), "%s; only 8-bit JPEG is supported", buffer);
+    else
+        snprintf(message, sizeof(message), "%s", buffer);
+    fail(cinfo, kind, message);
+}
+
+static void on_message(j_common_ptr cinfo, int level) {
+    error_mgr_t *err = (error_mgr_t *)cinfo->err;
+    job_t *job = err->job;
+    char buffer[JMSG_LENGTH_MAX];
+    if (level >= 0)
+        return; /* trace messages */
+    (*cinfo->err->format_message)(cinfo, buffer);
+    if (job->strict) {
+        char message[JMSG_LENGTH_MAX + 64];
+        snprintf(message, sizeof(message), "%s (strict=True)", buffer);
+        fail(cinfo, ERR_STRICT, message);
+    }
+    if (job->n_warnings < MAX_WARNINGS)
+        memcpy(job->warnings[job->n_warnings++], buffer, JMSG_LENGTH_MAX);
+    else
+        job->n_warnings_dropped++;
+}
+
+static void on_progress(j_common_ptr cinfo) {
+    if (cinfo->is_decompressor &&
+        ((j_decompress_ptr)cinfo)->input_scan_number > MAX_SCANS) {
+        char message[128];
+        snprintf(message, sizeof(message),
+                 "more than %d scans: refusing a file built to stall the decoder",
+                 MAX_SCANS);
+        fail(cinfo, ERR_TOO_MANY_SCANS, message);
+    }
+}
+
+static void setup(j_decompress_ptr cinfo, error_mgr_t *err, job_t *job) {
+    cinfo->err = jpeg_std_error(&err->pub);
+    err->pub.error_exit = on_error_exit;
+    err->pub.emit_message = on_message;
+    err->job = job;
+    jpeg_create_decompress(cinfo);
+    err->progress.progress_monitor = on_progress;
+    cinfo->progress = &err->progress;
+}
+
+static void *checked_malloc(j_common_ptr cinfo, size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p)
+        fail(cinfo, ERR_NO_MEMORY, "out of memory for the output arrays");
+    return p;
+}
+
+/* Reads markers up to the first SOS and records what the header says. */
+static void read_header_into(j_decompress_ptr cinfo, job_t *job, int keep_exif) {
+    int c;
+    if (job->size == 0)
+        fail((j_common_ptr)cinfo, ERR_EMPTY, "empty input (0 bytes)");
+    jpeg_mem_src(cinfo, job->data, (unsigned long)job->size);
+    if (keep_exif)
+        jpeg_save_markers(cinfo, JPEG_APP0 + 1, 0xFFFF);
+    jpeg_read_header(cinfo, TRUE);
+    job->width = (int)cinfo->image_width;
+    job->height = (int)cinfo->image_height;
+    job->num_components = cinfo->num_components;
+    job->progressive = cinfo->progressive_mode;
+    job->arithmetic = cinfo->arith_code;
+    job->restart_interval = (int)cinfo->restart_interval;
+    job->colorspace = cinfo->jpeg_color_space;
+    job->saw_adobe = cinfo->saw_Adobe_marker;
+    job->adobe_transform = cinfo->Adobe_transform;
+    for (c = 0; c < cinfo->num_components && c < MAX_COMPONENTS; c++) {
+        job->h_samp[c] = cinfo->comp_info[c].h_samp_factor;
+        job->v_samp[c] = cinfo->comp_info[c].v_samp_factor;
+        job->w_blocks[c] = (int)cinfo->comp_info[c].width_in_blocks;
+        job->h_blocks[c] = (int)cinfo->comp_info[c].height_in_blocks;
+    }
+    if (cinfo->data_precision != 8) {
+        char message[128];
+        snprintf(message, sizeof(message),
+                 "%d-bit sample precision; only 8-bit JPEG has int16 DCT coefficients here",
+                 cinfo->data_precision);
+        fail((j_common_ptr)cinfo, ERR_PRECISION, message);
+    }
+}
+
+static void check_size(j_decompress_ptr cinfo, job_t *job) {
+    unsigned long long pixels =
+        (unsigned long long)cinfo->image_width * cinfo->image_height;
+    if (job->max_pixels && pixels > job->max_pixels) {
+        char message[192];
+        snprintf(message, sizeof(message),
+                 "header declares %ux%u = %llu pixels, more than max_pixels=%llu "
+                 "(a possible decompression bomb)",
+                 cinfo->image_width, cinfo->image_height, pixels, job->max_pixels);
+        fail((j_common_ptr)cinfo, ERR_TOO_LARGE, message);
+    }
+}
+
+static void keep_exif(j_decompress_ptr cinfo, job_t *job) {
+    jpeg_saved_marker_ptr m;
+    for (m = cinfo->marker_list; m; m = m->next) {
+        if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 &&
+            memcmp(m->data, "Exif\0\0", 6) == 0) {
+            job->exif_bytes = m->data_length - 6;
+            job->exif = checked_malloc((j_common_ptr)cinfo, job->exif_bytes);
+            memcpy(job->exif, m->data + 6, job->exif_bytes);
+            return;
+        }
+    }
+}
+
+static const char *colorspace_name(J_COLOR_SPACE cs) {
+    switch (cs) {
+    case JCS_GRAYSCALE: return "gray";
+    case JCS_YCbCr: return "YCbCr";
+    case JCS_RGB: return "RGB";
+    case JCS_CMYK: return "CMYK";
+    case JCS_YCCK: return "YCCK";
+    default: return "unknown";
+    }
+}
+
+/* Finds where each component's block rows lie in libjpeg's whole-image arrays.
+ * libjpeg-turbo allocates an array in one chunk up to 1 GB, so rows are evenly
+ * spaced (MCU-padded width); if they are not, the blocks are copied out. */
+static void locate_or_copy(j_decompress_ptr cinfo, jvirt_barray_ptr *arrays, job_t *job) {
+    int c, even = 1;
+    for (c = 0; c < cinfo->num_components && even; c++) {
+        jpeg_component_info *comp = &cinfo->comp_info[c];
+        JDIMENSION row;
+        char *first = NULL;
+        for (row = 0; row < comp->height_in_blocks; row++) {
+            char *p = (char *)(*cinfo->mem->access_virt_barray)(
+                (j_common_ptr)cinfo, arrays[c], row, 1, FALSE)[0];
+            if (row == 0) {
+                first = p;
+                job->planes[c] = (JCOEF *)p;
+                job->row_stride[c] = (size_t)comp->width_in_blocks * sizeof(JBLOCK);
+            } else if (row == 1) {
+                job->row_stride[c] = (size_t)(p - first);
+            }
+            if (p != first + (size_t)row * job->row_stride[c] ||
+                job->row_stride[c] < (size_t)comp->width_in_blocks * sizeof(JBLOCK)) {
+                even = 0;
+                break;
+            }
+        }
+    }
+    if (even)
+        return;
+    {
+        size_t total = 0;
+        JCOEF *dst;
+        for (c = 0; c < cinfo->num_components; c++)
+            total += (size_t)job->w_blocks[c] * job->h_blocks[c] * DCTSIZE2;
+        job->out_bytes = total * sizeof(JCOEF);
+        job->out = checked_malloc((j_common_ptr)cinfo, job->out_bytes);
+        dst = (JCOEF *)job->out;
+        for (c = 0; c < cinfo->num_components; c++) {
+            jpeg_component_info *comp = &cinfo->comp_info[c];
+            size_t row_bytes = (size_t)comp->width_in_blocks * sizeof(JBLOCK);
+            JDIMENSION row;
+            job->planes[c] = dst;
+            job->row_stride[c] = row_bytes;
+            for (row = 0; row < comp->height_in_blocks; row++) {
+                memcpy(dst, (*cinfo->mem->access_virt_barray)(
+                                (j_common_ptr)cinfo, arrays[c], row, 1, FALSE)[0], row_bytes);
+                dst += row_bytes / sizeof(JCOEF);
+            }
+        }
+    }
+}
+
+static int run_read_coefficients(job_t *job) {
+    decoder_t *dec = calloc(1, sizeof(decoder_t));
+    j_decompress_ptr cinfo;
+    jvirt_barray_ptr *arrays;
+    int c;
+
+    if (!dec) {
+        job->err = ERR_NO_MEMORY;
+        snprintf(job->message, sizeof(job->message), "out of memory for a decompressor");
+        return -1;
+    }
+    cinfo = &dec->cinfo;
+    setup(cinfo, &dec->err, job);
+    if (setjmp(dec->err.escape)) {
+        jpeg_destroy_decompress(cinfo);
+        free(dec);
+        free(job->out);
+        job->out = NULL;
+        free(job->exif);
+        job->exif = NULL;
+        return -1;
+    }
+    read_header_into(cinfo, job, 1);
+    if (!((cinfo->jpeg_color_space == JCS_YCbCr && cinfo->num_components == 3) ||
+          (cinfo->jpeg_color_space == JCS_GRAYSCALE && cinfo->num_components == 1))) {
+        char message[160];
+        snprintf(message, sizeof(message),
+                 "%s JPEG with %d components has no YCbCr DCT coefficients "
+                 "(fallback=\"pixels\" converts it)",
+                 colorspace_name(cinfo->jpeg_color_space), cinfo->num_components);
+        fail((j_common_ptr)cinfo, ERR_COLORSPACE, message);
+    }
+    check_size(cinfo, job);
+    arrays = jpeg_read_coefficients(cinfo);
+    for (c = 0; c < cinfo->num_components; c++) {
+        JQUANT_TBL *table = cinfo->comp_info[c].quant_table;
+        int k;
+        if (!table)
+            fail((j_common_ptr)cinfo, ERR_CORRUPT, "component has no quantization table");
+        for (k = 0; k < DCTSIZE2; k++)
+            job->qt[c][k] = table->quantval[k];
+    }
+    locate_or_copy(cinfo, arrays, job);
+    keep_exif(cinfo, job);
+    /* Not jpeg_finish_decompress: it would free the arrays. The whole input up to
+     * EOI has been consumed; jpeg_destroy_decompress runs when Python lets go. */
+    job->decoder = dec;
+    return 0;
+}
+
+static int run_read_header(job_t *job) {
+    struct jpeg_decompress_struct cinfo;
+    error_mgr_t err;
+    setup(&cinfo, &err, job);
+    if (setjmp(err.escape)) {
+        jpeg_destroy_decompress(&cinfo);
+        return -1;
+    }
+    read_header_into(&cinfo, job, 0);
+    jpeg_destroy_decompress(&cinfo);
+    return 0;
+}
+
+/* Full decode to pixels: RGB for YCbCr/RGB/gray files, CMYK for CMYK/YCCK
+ * (libjpeg converts YCCK to CMYK but not CMYK to RGB). */
+static int run_decode_pixels(job_t *job) {
+    struct jpeg_decompress_struct cinfo;
+    error_mgr_t err;
+    size_t stride;
+
+    setup(&cinfo, &err, job);
+    if (setjmp(err.escape)) {
+        jpeg_destroy_decompress(&cinfo);
+        free(job->out);
+        job->out = NULL;
+        return -1;
+    }
+    read_header_into(&cinfo, job, 0);
+    check_size(&cinfo, job);
+    cinfo.out_color_space =
+        (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK)
+            ? JCS_CMYK : JCS_RGB;
+    jpeg_start_decompress(&cinfo);
+    job->out_components = cinfo.output_components;
+    stride = (size_t)cinfo.output_width * cinfo.output_components;
+    job->out_bytes = stride * cinfo.output_height;
+    job->out = checked_malloc((j_common_ptr)&cinfo, job->out_bytes);
+    while (cinfo.output_scanline < cinfo.output_height) {
+        JSAMPROW row = (JSAMPROW)job->out + stride * cinfo.output_scanline;
+        jpeg_read_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    return 0;
+}
+
+/* ---- Python glue ------------------------------------------------------ */
+
+/* Memory exposed through the buffer protocol (numpy views it without a copy and
+ * keeps this object alive). It either owns a malloc'd block (`owned`) or lies
+ * inside another object (`owner`: a Decoder, or a buffer that owns the block). */
+typedef struct {
+    PyObject_HEAD
+    void *data;
+    Py_ssize_t size;
+    void *owned;
+    PyObject *owner;
+} Memory;
+
+static void memory_dealloc(Memory *self) {
+    free(self->owned);
+    Py_XDECREF(self->owner);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int memory_getbuffer(Memory *self, Py_buffer *view, int flags) {
+    return PyBuffer_FillInfo(view, (PyObject *)self, self->data, self->size, 0, flags);
+}
+
+static PyBufferProcs memory_as_buffer = {(getbufferproc)memory_getbuffer, NULL};
+
+static PyTypeObject MemoryType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "dctload._reader.Memory",
+    .tp_basicsize = sizeof(Memory),
+    .tp_dealloc = (destructor)memory_dealloc,
+    .tp_as_buffer = &memory_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Memory filled by the reader, freed with the last view of it.",
+};
+
+/* The decompressor whose arrays hold an image's coefficients. */
+typedef struct {
+    PyObject_HEAD
+    decoder_t *decoder;
+} Decoder;
+
+static void decoder_dealloc(Decoder *self) {
+    if (self->decoder) {
+        jpeg_destroy_decompress(&self->decoder->cinfo);
+        free(self->decoder);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject DecoderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "dctload._reader.Decoder",
+    .tp_basicsize = sizeof(Decoder),
+    .tp_dealloc = (destructor)decoder_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "libjpeg's decompressor, kept while views of its coefficients live.",
+};
+
+/* A Memory over `size` bytes at `data`; takes `owned` (freed with it) or a new
+ * reference to `owner`. */
+static PyObject *new_memory(void *data, Py_ssize_t size, void *owned, PyObject *owner) {
+    Memory *m = PyObject_New(Memory, &MemoryType);
+    if (!m) {
+        free(owned);
+        return NULL;
+    }
+    m->data = data;
+    m->size = size;
+    m->owned = owned;
+    Py_XINCREF(owner);
+    m->owner = owner;
+    return (PyObject *)m;
+}
+
+static PyObject *take_buffer(job_t *job) {
+    void *out = job->out;
+    job->out = NULL;
+    return new_memory(out, (Py_ssize_t)job->out_bytes, out, NULL);
+}
+
+/* [(memory, row_stride_bytes)] per component, viewing the job's coefficients. */
+static PyObject *coefficient_views(job_t *job) {
+    PyObject *owner, *list = NULL;
+    int c;
+    if (job->out) {
+        owner = take_buffer(job);
+    } else {
+        Decoder *d = PyObject_New(Decoder, &DecoderType);
+        if (d) {
+            d->decoder = job->decoder;
+            job->decoder = NULL;
+        }
+        owner = (PyObject *)d;
+    }
+    if (!owner)
+        return NULL;
+    list = PyList_New(job->num_components);
+    for (c = 0; list && c < job->num_components; c++) {
+        size_t bytes = (size_t)(job->h_blocks[c] - 1) * job->row_stride[c] +
+                       (size_t)job->w_blocks[c] * sizeof(JBLOCK);
+        PyObject *m = new_memory(job->planes[c], (Py_ssize_t)bytes, NULL, owner);
+        PyObject *item = m ? Py_BuildValue("(Nn)", m, (Py_ssize_t)job->row_stride[c]) : NULL;
+        if (!item) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, c, item);
+    }
+    Py_DECREF(owner);
+    return list;
+}
+
+static PyObject *JPEGError, *UnsupportedJPEGError;
+
+static PyObject *raise_job_error(job_t *job, PyObject *source) {
+    PyObject *cls = (job->err == ERR_CORRUPT || job->err == ERR_STRICT ||
+                     job->err == ERR_NO_MEMORY || job->err == ERR_TOO_MANY_SCANS)
+                        ? JPEGError : UnsupportedJPEGError;
+    PyObject *exc = PyObject_CallFunction(cls, "sOs", job->message, source,
+                                          ERR_CODES[job->err]);
+    if (exc) {
+        PyErr_SetObject(cls, exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
+static PyObject *warnings_list(job_t *job) {
+    int i;
+    PyObject *list = PyList_New(0);
+    if (!list)
+        return NULL;
+    for (i = 0; i < job->n_warnings; i++) {
+        PyObject *s = PyUnicode_DecodeLatin1(job->warnings[i], strlen(job->warnings[i]), "replace");
+        if (!s || PyList_Append(list, s) < 0) {
+            Py_XDECREF(s);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(s);
+    }
+    if (job->n_warnings_dropped) {
+        PyObject *s = PyUnicode_FromFormat("... and %d more warnings", job->n_warnings_dropped);
+        if (!s || PyList_Append(list, s) < 0) {
+            Py_XDECREF(s);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(s);
+    }
+    return list;
+}
+
+static PyObject *header_dict(job_t *job) {
+    int c;
+    PyObject *sampling = PyTuple_New(job->num_components);
+    PyObject *blocks = PyTuple_New(job->num_components);
+    if (!sampling || !blocks) {
+        Py_XDECREF(sampling);
+        Py_XDECREF(blocks);
+        return NULL;
+    }
+    for (c = 0; c < job->num_components; c++) {
+        PyTuple_SET_ITEM(sampling, c, Py_BuildValue("(ii)", job->h_samp[c], job->v_samp[c]));
+        PyTuple_SET_ITEM(blocks, c, Py_BuildValue("(ii)", job->h_blocks[c], job->w_blocks[c]));
+    }
+    return Py_BuildValue(
+        "{s:i,s:i,s:i,s:N,s:N,s:s,s:O,s:O,s:i,s:O,s:i}",
+        "width", job->width, "height", job->height,
+        "num_components", job->num_components, "sampling", sampling,
+        "blocks", blocks, "colorspace", colorspace_name(job->colorspace),
+        "progressive", job->progressive ? Py_True : Py_False,
+        "arithmetic", job->arithmetic ? Py_True : Py_False,
+        "restart_interval", job->restart_interval,
+        "adobe", job->saw_adobe ? Py_True : Py_False,
+        "adobe_transform", job->adobe_transform);
+}
+
+/* Parses (data, source, strict, max_pixels) and fills the job's inputs. */
+static int parse_job(PyObject *args, PyObject *kwargs, Py_buffer *view,
+                     PyObject **source, job_t *job) {
+    static char *kwlist[] = {"data", "source", "strict", "max_pixels", NULL};
+    int strict = 0;
+    unsigned long long max_pixels = 0;
+    *source = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|OpK", kwlist, view,
+                                     source, &strict, &max_pixels))
+        return -1;
+    memset(job, 0, sizeof(*job));
+    job->data = view->buf;
+    job->size = (size_t)view->len;
+    job->strict = strict;
+    job->max_pixels = max_pixels;
+    return 0;
+}
+
+static job_t *new_job(void) {
+    job_t *job = PyMem_Calloc(1, sizeof(job_t));
+    if (!job)
+        PyErr_NoMemory();
+    return job;
+}
+
+static void free_job(job_t *job) {
+    if (job->decoder) {
+        jpeg_destroy_decompress(&job->decoder->cinfo);
+        free(job->decoder);
+    }
+    free(job->out);
+    free(job->exif);
+    PyMem_Free(job);
+}
+
+PyDoc_STRVAR(read_coefficients_doc,
+"read_coefficients(data, source=None, strict=False, max_pixels=0)\n"
+"-> (header: dict, [(memory, row_stride)] per component, qt: bytes, exif: bytes|None, warnings: list)\n\n"
+"Entropy-decodes a JPEG held in `data`. Each component's blocks lie in rows\n"
+"row_stride bytes apart (libjpeg's MCU-padded arrays, viewed without a copy),\n"
+"64 int16 coefficients a block in natural order. max_pixels=0 disables the\n"
+"size check. Raises dctload.JPEGError or UnsupportedJPEGError.");
+
+static PyObject *py_read_coefficients(PyObject *self, PyObject *args, PyObject *kwargs) {
+    Py_buffer view;
+    PyObject *source, *result = NULL;
+    job_t *job = new_job();
+    int status;
+    if (!job)
+        return NULL;
+    if (parse_job(args, kwargs, &view, &source, job) < 0) {
+        PyMem_Free(job);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    status = run_read_coefficients(job);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (status < 0) {
+        raise_job_error(job, source);
+    } else {
+        PyObject *header = header_dict(job);
+        PyObject *warnings = warnings_list(job);
+        PyObject *qt = PyBytes_FromStringAndSize(
+            (const char *)job->qt, (Py_ssize_t)job->num_components * DCTSIZE2 * 2);
+        PyObject *exif = job->exif
+            ? PyBytes_FromStringAndSize((const char *)job->exif, (Py_ssize_t)job->exif_bytes)
+            : (Py_INCREF(Py_None), Py_None);
+        PyObject *coefs = coefficient_views(job);
+        if (header && warnings && qt && exif && coefs)
+            result = PyTuple_Pack(5, header, coefs, qt, exif, warnings);
+        Py_XDECREF(header);
+        Py_XDECREF(warnings);
+        Py_XDECREF(qt);
+        Py_XDECREF(exif);
+        Py_XDECREF(coefs);
+    }
+    free_job(job);
+    return result;
+}
+
+PyDoc_STRVAR(read_header_doc,
+"read_header(data, source=None) -> dict\n\n"
+"Reads the markers up to the first scan, without entropy decoding.");
+
+static PyObject *py_read_header(PyObject *self, PyObject *args, PyObject *kwargs) {
+    Py_buffer view;
+    PyObject *source, *result = NULL;
+    job_t *job = new_job();
+    int status;
+    if (!job)
+        return NULL;
+    if (parse_job(args, kwargs, &view, &source, job) < 0) {
+        PyMem_Free(job);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    status = run_read_header(job);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (status < 0)
+        raise_job_error(job, source);
+    else
+        result = header_dict(job);
+    free_job(job);
+    return result;
+}
+
+PyDoc_STRVAR(decode_pixels_doc,
+"decode_pixels(data, source=None, strict=False, max_pixels=0)\n"
+"-> (header: dict, pixels: buffer of uint8 (height, width, 3 or 4), warnings: list)\n\n"
+"Full libjpeg decode: RGB, or CMYK (as stored) for CMYK/YCCK files.");
+
+static PyObject *py_decode_pixels(PyObject *self, PyObject *args, PyObject *kwargs) {
+    Py_buffer view;
+    PyObject *source, *result = NULL;
+    job_t *job = new_job();
+    int status;
+    if (!job)
+        return NULL;
+    if (parse_job(args, kwargs, &view, &source, job) < 0) {
+        PyMem_Free(job);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    status = run_decode_pixels(job);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (status < 0) {
+        raise_job_error(job, source);
+    } else {
+        PyObject *header = header_dict(job);
+        PyObject *warnings = warnings_list(job);
+        PyObject *pixels = take_buffer(job);
+        if (header && warnings && pixels)
+            result = Py_BuildValue("(OOiO)", header, pixels, job->out_components, warnings);
+        Py_XDECREF(header);
+        Py_XDECREF(warnings);
+        Py_XDECREF(pixels);
+    }
+    free_job(job);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"read_coefficients", (PyCFunction)(void (*)(void))py_read_coefficients,
+     METH_VARARGS | METH_KEYWORDS, read_coefficients_doc},
+    {"read_header", (PyCFunction)(void (*)(void))py_read_header,
+     METH_VARARGS | METH_KEYWORDS, read_header_doc},
+    {"decode_pixels", (PyCFunction)(void (*)(void))py_decode_pixels,
+     METH_VARARGS | METH_KEYWORDS, decode_pixels_doc},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "dctload._reader",
+    "libjpeg-backed reader of quantized DCT coefficients (see csrc/reader.c).",
+    -1, methods};
+
+PyMODINIT_FUNC PyInit__reader(void) {
+    PyObject *m, *errors;
+    if (PyType_Ready(&MemoryType) < 0 || PyType_Ready(&DecoderType) < 0)
+        return NULL;
+    errors = PyImport_ImportModule("dctload.errors");
+    if (!errors)
+        return NULL;
+    JPEGError = PyObject_GetAttrString(errors, "JPEGError");
+    UnsupportedJPEGError = PyObject_GetAttrString(errors, "UnsupportedJPEGError");
+    Py_DECREF(errors);
+    if (!JPEGError || !UnsupportedJPEGError)
+        return NULL;
+    m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    PyModule_AddIntConstant(m, "LIBJPEG_VERSION", JPEG_LIB_VERSION);
+    PyModule_AddIntConstant(m, "MAX_SCANS", MAX_SCANS);
+    return m;
+}

@@ -1,0 +1,122 @@
+"""The built-in default data set: ImageNet-like JPEGs made from photos scikit-image ships.
+
+Real ImageNet (``../shared/data/README.md``) is mostly 4:4:4 at IJG quality 96 (76%),
+about a fifth 4:2:0 at quality 69-99, a few grayscale, median 500x375 with partial edge
+blocks. This module encodes crops of scikit-image's bundled photographs the same way,
+deterministically, into an ImageFolder layout (one class folder per source photo), so
+benchmarks and examples run on a fresh machine without downloading anything.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pathlib
+import shutil
+import tempfile
+
+import numpy as np
+
+#: Photographs bundled in the scikit-image wheel (``skimage/data``), one class each.
+SOURCE_PHOTOS = (
+    "astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg",
+    "motorcycle_left.png", "hubble_deep_field.jpg", "retina.jpg", "ihc.png",
+)
+#: Output sizes (width, height) and how often each is drawn.
+SIZES = (((500, 375), 0.45), ((375, 500), 0.2), ((500, 333), 0.15), ((333, 500), 0.1), ((640, 480), 0.1))
+VERSION = 1
+
+
+def cache_dir() -> pathlib.Path:
+    """Where generated data sets live: ``$DCTLOAD_CACHE`` or ``~/.cache/dctload``."""
+    return pathlib.Path(os.environ.get("DCTLOAD_CACHE", pathlib.Path.home() / ".cache" / "dctload"))
+
+
+def encoding_plan(rng: np.random.Generator) -> dict:
+    """Pillow save options for one file, drawn with ImageNet's proportions."""
+    draw = rng.random()
+    if draw < 0.76:
+        return {"quality": 96, "subsampling": 0}
+    if draw < 0.97:
+        return {"quality": int(rng.integers(75, 91)), "subsampling": 2}
+    if draw < 0.98:
+        return {"quality": 90, "subsampling": 1}
+    return {"quality": 90, "subsampling": 0, "grayscale": True}
+
+
+def _load_photos():
+    from importlib import resources
+
+    from PIL import Image
+
+    photos = {}
+    for name in SOURCE_PHOTOS:
+        with (resources.files("skimage.data") / name).open("rb") as f:
+            photos[pathlib.Path(name).stem] = Image.open(f).convert("RGB")
+    return photos
+
+
+def _random_view(photo, size, rng: np.random.Generator):
+    """A random crop of ``photo`` with the output's aspect ratio, resized to ``size``."""
+    from PIL import Image
+
+    width, height = size
+    aspect = width / height
+    scale = rng.uniform(0.4, 1.0)
+    crop_w = min(photo.width, int(round(np.sqrt(scale * photo.width * photo.height * aspect))))
+    crop_h = min(photo.height, int(round(crop_w / aspect)))
+    crop_w = min(crop_w, int(round(crop_h * aspect)))
+    left = int(rng.integers(0, photo.width - crop_w + 1))
+    top = int(rng.integers(0, photo.height - crop_h + 1))
+    view = photo.crop((left, top, left + crop_w, top + crop_h)).resize(size, Image.Resampling.LANCZOS)
+    if rng.random() < 0.5:
+        view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return view
+
+
+def generate(root: str | os.PathLike, num_images: int = 300, seed: int = 0) -> pathlib.Path:
+    """Writes ``num_images`` JPEGs under ``root/<photo>/<index>.JPEG`` and returns ``root``."""
+    rng = np.random.default_rng(seed)
+    photos = _load_photos()
+    names = sorted(photos)
+    root = pathlib.Path(root)
+    sizes, weights = zip(*SIZES)
+    for i in range(num_images):
+        label = names[i % len(names)]
+        size = sizes[rng.choice(len(sizes), p=weights)]
+        plan = encoding_plan(rng)
+        image = _random_view(photos[label], size, rng)
+        if plan.pop("grayscale", False):
+            image = image.convert("L")
+        out = io.BytesIO()
+        image.save(out, "JPEG", **plan)
+        folder = root / label
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i:05d}.JPEG").write_bytes(out.getvalue())
+    return root
+
+
+def default_dataset(num_images: int = 300) -> pathlib.Path:
+    """The default data set's folder, generated on first use (a few seconds) and cached."""
+    root = cache_dir() / f"default-v{VERSION}-{num_images}"
+    if (root / "COMPLETE").exists():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=".default-", dir=root.parent))
+    try:
+        generate(staging, num_images)
+        (staging / "COMPLETE").write_text(f"{num_images} images, generator version {VERSION}\n")
+        try:
+            staging.rename(root)
+        except OSError:  # another process finished first
+            if not (root / "COMPLETE").exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return root
+
+
+def list_jpegs(folder: str | os.PathLike) -> list[pathlib.Path]:
+    """JPEG files under ``folder`` (recursively, sorted), by extension."""
+    suffixes = {".jpg", ".jpeg", ".jpe", ".jfif"}
+    return sorted(p for p in pathlib.Path(folder).rglob("*") if p.suffix.lower() in suffixes and p.is_file())

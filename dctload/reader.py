@@ -1,0 +1,227 @@
+"""Reading quantized DCT coefficients from JPEG bytes (the C extension's Python face)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import functools
+import os
+import threading
+from typing import Iterable, Literal, Union
+
+import numpy as np
+
+from . import _reader, coefficients, exif
+from .errors import JPEGError, UnsupportedJPEGError
+
+Source = Union[bytes, bytearray, memoryview, np.ndarray, str, os.PathLike]
+
+#: Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``).
+DEFAULT_MAX_PIXELS = 89_478_485
+
+COMPONENT_NAMES = ("y", "cb", "cr")
+
+
+@dataclasses.dataclass(eq=False)
+class DCTImage:
+    """The quantized DCT coefficients of one JPEG, as stored in the file.
+
+    ``y``, ``cb``, ``cr``: int16 arrays (h_blocks, w_blocks, 64) covering exactly the
+    image's blocks, natural order (index ``8 * v + u``); ``cb``/``cr`` are None for
+    grayscale. ``qt``: (n_components, 64) uint16, the table of each component.
+    ``sampling``: the (h, v) factors of each component. ``from_pixels`` is True when the
+    coefficients were computed from decoded pixels (``fallback="pixels"``): 4:4:4,
+    quantization step 1, and ``colorspace`` names the file's original colour space.
+    """
+
+    y: np.ndarray = dataclasses.field(repr=False)
+    cb: np.ndarray | None = dataclasses.field(repr=False)
+    cr: np.ndarray | None = dataclasses.field(repr=False)
+    qt: np.ndarray = dataclasses.field(repr=False)
+    width: int
+    height: int
+    sampling: tuple[tuple[int, int], ...]
+    colorspace: str
+    progressive: bool
+    warnings: tuple[str, ...] = ()
+    exif: bytes | None = dataclasses.field(default=None, repr=False)
+    source: str | None = None
+    from_pixels: bool = False
+
+    @property
+    def components(self) -> tuple[np.ndarray, ...]:
+        """The coefficient arrays present: (y,) or (y, cb, cr)."""
+        return (self.y,) if self.cb is None else (self.y, self.cb, self.cr)
+
+    @functools.cached_property
+    def orientation(self) -> int | None:
+        """The EXIF orientation tag (1-8) if the file has one. Reported, not applied."""
+        return exif.orientation(self.exif)
+
+    def to_torch(self):
+        """The coefficient arrays as int16 torch tensors sharing this image's memory."""
+        import torch
+
+        return tuple(None if a is None else torch.from_numpy(a) for a in (self.y, self.cb, self.cr))
+
+    def dequantize(self, dtype=np.float32) -> tuple[np.ndarray | None, ...]:
+        """Coefficients in JPEG units (q * Q), as (y, cb, cr) arrays of ``dtype``."""
+        out = [coefficients.dequantize(a, t, dtype) for a, t in zip(self.components, self.qt)]
+        return tuple(out) + (None,) * (3 - len(out))
+
+
+def _as_buffer(src: Source) -> tuple[object, str | None]:
+    """The bytes to decode and a name for error messages. Paths are read into memory."""
+    if isinstance(src, (str, os.PathLike)):
+        name = os.fspath(src)
+        with open(name, "rb") as f:
+            return f.read(), name
+    if isinstance(src, np.ndarray):
+        if src.dtype != np.uint8 or src.ndim != 1:
+            raise TypeError(f"a numpy source must be a 1-D uint8 array, not {src.dtype} {src.shape}")
+        return np.ascontiguousarray(src), None
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return src, None
+    raise TypeError(f"cannot read JPEG data from {type(src).__name__}: give bytes, a uint8 array or a path")
+
+
+def read_header(src: Source) -> dict:
+    """Size, sampling, colour space, progressive/arithmetic coding and restart interval.
+
+    Reads only the markers before the first scan: no entropy decoding.
+    """
+    data, name = _as_buffer(src)
+    return _reader.read_header(data, name)
+
+
+def read_coefficients(
+    src: Source,
+    *,
+    strict: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    fallback: Literal["pixels"] | None = None,
+    name: str | None = None,
+) -> DCTImage:
+    """Entropy-decodes a JPEG and returns its quantized DCT coefficients.
+
+    ``strict``: raise on any libjpeg warning (corrupt data) instead of recording it.
+    ``max_pixels``: refuse headers declaring more pixels, before allocating
+    (None: no limit). ``fallback="pixels"``: for RGB, CMYK and YCCK files, which have
+    no YCbCr coefficients, decode to pixels and compute them (``from_pixels=True``).
+    ``name``: the file name to put in errors when ``src`` is in-memory bytes.
+    """
+    if fallback not in (None, "pixels"):
+        raise ValueError(f'fallback must be None or "pixels", not {fallback!r}')
+    data, path = _as_buffer(src)
+    name = name or path
+    limit = 0 if max_pixels is None else int(max_pixels)
+    if max_pixels is not None and limit <= 0:
+        raise ValueError("max_pixels must be positive or None")
+    try:
+        header, buffer, qt, exif_payload, warnings = _reader.read_coefficients(data, name, strict, limit)
+    except UnsupportedJPEGError as exc:
+        if fallback == "pixels" and exc.code == "colorspace":
+            return _from_pixels(data, name, strict, limit)
+        raise
+    # Views into libjpeg's arrays, whose rows are padded to whole MCUs: strided, not copied.
+    arrays = [
+        np.ndarray((h_blocks, w_blocks, 64), np.int16, memory, strides=(row_stride, 128, 2))
+        for (h_blocks, w_blocks), (memory, row_stride) in zip(header["blocks"], buffer)
+    ]
+    arrays += [None] * (3 - len(arrays))
+    return DCTImage(
+        *arrays,
+        qt=np.frombuffer(qt, dtype=np.uint16).reshape(-1, 64).copy(),
+        width=header["width"],
+        height=header["height"],
+        sampling=header["sampling"],
+        colorspace=header["colorspace"],
+        progressive=header["progressive"],
+        warnings=tuple(warnings),
+        exif=exif_payload,
+        source=name,
+    )
+
+
+def _from_pixels(data, name: str | None, strict: bool, limit: int) -> DCTImage:
+    """YCbCr 4:4:4 coefficients (step 1) of a file libjpeg can only give as pixels."""
+    header, buffer, channels, warnings = _reader.decode_pixels(data, name, strict, limit)
+    pixels = np.frombuffer(buffer, dtype=np.uint8).reshape(header["height"], header["width"], channels)
+    rgb = coefficients.cmyk_to_rgb(pixels, inverted=header["adobe"]) if channels == 4 else pixels
+    y, cb, cr = coefficients.coefficients_from_pixels(coefficients.rgb_to_ycbcr(rgb))
+    return DCTImage(
+        y, cb, cr,
+        qt=np.ones((3, 64), dtype=np.uint16),
+        width=header["width"],
+        height=header["height"],
+        sampling=((1, 1),) * 3,
+        colorspace=header["colorspace"],
+        progressive=header["progressive"],
+        warnings=tuple(warnings),
+        source=name,
+        from_pixels=True,
+    )
+
+
+_pools: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def default_num_threads() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _pool(num_threads: int) -> concurrent.futures.ThreadPoolExecutor:
+    with _pools_lock:
+        pool = _pools.get(num_threads)
+        if pool is None:
+            pool = _pools[num_threads] = concurrent.futures.ThreadPoolExecutor(
+                num_threads, thread_name_prefix="dctload")
+        return pool
+
+
+def read_batch(
+    srcs: Iterable[Source],
+    *,
+    num_threads: int | None = None,
+    errors: Literal["raise", "return"] = "raise",
+    **options,
+) -> list:
+    """Reads many inputs on a thread pool; libjpeg runs with the GIL released.
+
+    Results come in input order. ``errors="raise"`` raises the ``JPEGError`` of the
+    first failing input (by position); ``errors="return"`` puts the exception object in
+    that input's place instead, so one bad file costs only itself. ``options`` go to
+    :func:`read_coefficients`.
+    """
+    if errors not in ("raise", "return"):
+        raise ValueError(f'errors must be "raise" or "return", not {errors!r}')
+    srcs = list(srcs)
+    num_threads = min(num_threads or default_num_threads(), len(srcs))
+    read = functools.partial(_read_or_error, options)
+    if num_threads <= 1:
+        results = [read(src) for src in srcs]
+    else:
+        # One task per thread over an interleaved share (i, i + n, ...): a future per
+        # image would cost more than the GIL-free decoding gains on small files.
+        shares = _pool(num_threads).map(lambda share: [read(src) for src in share],
+                                        [srcs[i::num_threads] for i in range(num_threads)])
+        results = [None] * len(srcs)
+        for i, share in enumerate(shares):
+            results[i::num_threads] = share
+    if errors == "raise":
+        for result in results:
+            if isinstance(result, JPEGError):
+                raise result
+    return results
+
+
+def _read_or_error(options: dict, src: Source):
+    try:
+        return read_coefficients(src, **options)
+    except JPEGError as exc:
+        return exc

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Set-up and entry points on a fresh machine (Python 3.11, gcc):
+#   bash run.sh bench [FOLDER] [--quick]   the loader benchmark against RGB decoding
+#   bash run.sh test [PYTEST ARGS]         the test suite (what CI runs)
+# Creates .venv with the pinned requirements and builds the C extension on first use.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+ensure_libjpeg_headers() {
+    if ! printf '#include <stdio.h>\n#include <jpeglib.h>\n' | ${CC:-cc} -E -x c - >/dev/null 2>&1; then
+        echo "run.sh: libjpeg headers missing; installing libjpeg62-turbo-dev" >&2
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get update -qq && apt-get install -y -qq libjpeg62-turbo-dev >/dev/null
+        else
+            echo "run.sh: install libjpeg-turbo's development package (Debian: libjpeg62-turbo-dev)" >&2
+            exit 1
+        fi
+    fi
+}
+
+ensure_env() {
+    local stamp=.venv/.installed
+    local inputs="requirements-ci.txt setup.py pyproject.toml csrc/reader.c"
+    if [ -f "$stamp" ] && [ -z "$(find $inputs -newer "$stamp" 2>/dev/null)" ]; then
+        return
+    fi
+    ensure_libjpeg_headers
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -r requirements-ci.txt
+    .venv/bin/python -m pip install -q -e .
+    touch "$stamp"
+}
+
+command=${1:-}
+shift || true
+case "$command" in
+    bench)
+        ensure_env
+        exec .venv/bin/python bench/reader.py "$@"
+        ;;
+    test)
+        ensure_env
+        exec .venv/bin/python -m pytest tests "$@"
+        ;;
+    *)
+        echo "usage: bash run.sh bench [FOLDER] [--quick] | bash run.sh test [PYTEST ARGS]" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,131 @@
+"""Hostile input, threads and memory: never a crash, the same answer from any thread, flat memory."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+
+import numpy as np
+import pytest
+
+import dctload
+from conftest import SHARED_DATA, encode, photo_like, shared_path
+
+
+def sample_jpegs(count: int) -> list[bytes]:
+    """ImageNet samples where present, else Pillow-encoded stand-ins."""
+    folder = SHARED_DATA / "imagenet-sample"
+    if folder.is_dir():
+        return [p.read_bytes() for p in sorted(folder.glob("*.JPEG"))[:count]]
+    return [encode(photo_like(60 + i, 90 - i, i), quality=70 + i % 30, subsampling=i % 3) for i in range(count)]
+
+
+def assert_read_or_jpeg_error(data: bytes) -> None:
+    try:
+        image = dctload.read_coefficients(data)
+    except dctload.JPEGError:
+        return
+    for coefs in image.components:  # touch everything: a bad view would fault here
+        assert coefs.dtype == np.int16 and int(np.abs(coefs.astype(np.int32)).sum()) >= 0
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_truncations_never_crash(index):
+    data = sample_jpegs(4)[index]
+    for cut in np.linspace(0, len(data), 40, dtype=int):
+        assert_read_or_jpeg_error(data[:cut])
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_bit_flips_never_crash(index):
+    data = sample_jpegs(4)[index]
+    rng = np.random.default_rng(index)
+    for _ in range(150):
+        corrupted = bytearray(data)
+        for position in rng.integers(0, len(data), size=int(rng.integers(1, 8))):
+            corrupted[position] ^= 1 << int(rng.integers(0, 8))
+        assert_read_or_jpeg_error(bytes(corrupted))
+
+
+def test_threads_give_the_same_coefficients_as_one():
+    datas = sample_jpegs(120)
+    sequential = [dctload.read_coefficients(d) for d in datas]
+    for threads in (2, 4):
+        parallel = dctload.read_batch(datas * 2, num_threads=threads)
+        for ours, reference in zip(parallel, sequential * 2):
+            for a, b in zip(ours.components, reference.components):
+                np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(ours.qt, reference.qt)
+
+
+def test_batch_errors_are_returned_in_place_or_raised_by_position():
+    good = encode(photo_like(20, 20))
+    inputs = [good, b"", good, b"\x89PNG not a jpeg", good]
+    results = dctload.read_batch(inputs, num_threads=2, errors="return")
+    assert [type(r).__name__ for r in results] == [
+        "DCTImage", "UnsupportedJPEGError", "DCTImage", "UnsupportedJPEGError", "DCTImage"]
+    assert results[1].code == "empty" and results[3].code == "not_jpeg"
+    with pytest.raises(dctload.UnsupportedJPEGError) as info:
+        dctload.read_batch(inputs, num_threads=2)
+    assert info.value.code == "empty"
+    assert dctload.read_batch([], num_threads=2) == []
+
+
+def test_batch_passes_options_through():
+    truncated = encode(photo_like(40, 40))[:300]
+    (result,) = dctload.read_batch([truncated], errors="return", strict=True)
+    assert isinstance(result, dctload.JPEGError) and result.code == "strict"
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def release_free_heap() -> bool:
+    """glibc's malloc_trim(0): hands freed heap pages back, so RSS shows live memory only."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0)) or True
+    except (OSError, AttributeError):
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc to read resident memory")
+def test_thousands_of_reads_keep_memory_flat():
+    good = sample_jpegs(20)
+    bad = [b"", good[0][:2000], good[1][:len(good[1]) // 2], b"\xff\xd8\xff\xe0garbage", b"GIF89a"]
+    mixed = good + bad
+
+    def read_all(rounds):  # 25 inputs a round
+        for _ in range(rounds):
+            for result in dctload.read_batch(mixed, num_threads=2, errors="return", fallback="pixels"):
+                if not isinstance(result, dctload.JPEGError):
+                    result.orientation
+        gc.collect()
+
+    read_all(20)  # warm-up: allocator pools, thread pool
+    trimmed = release_free_heap()
+    start = resident_bytes()
+    raw, live = [], []
+    for _ in range(3):  # 3 phases of 2,000 reads
+        read_all(80)
+        raw.append(resident_bytes() - start)
+        if trimmed:
+            release_free_heap()
+            live.append(resident_bytes() - start)
+    mib = [f"{r / 2**20:.0f}" for r in raw]
+    # glibc keeps freed heap (a few hundred MiB here, bounded) when error paths interleave
+    # with large images, and reuses it: later phases must not add to it. A leak of one
+    # image's coefficients per read would add ~2 GB a phase.
+    assert raw[2] - raw[0] < 256 * 2**20, f"RSS kept growing over the phases: {mib} MiB"
+    if trimmed:
+        # Live memory: a leak grows in every phase; a transient (a page pinned at the
+        # moment of the trim) does not repeat, hence the minimum of the later phases.
+        assert min(live[1:]) < 16 * 2**20, f"live memory grew: {[f'{v / 2**20:.1f}' for v in live]} MiB"
+
+
+def test_exif_payload_read_from_shared_orientation_file():
+    path = shared_path("jpeg-edge/dali-orientation/padlock-406986_640_rotate_90.jpg")
+    image = dctload.read_coefficients(path)
+    assert image.orientation == 6 and image.exif[:2] in (b"II", b"MM")
