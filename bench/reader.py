@@ -5,7 +5,9 @@
 FOLDER defaults to the built-in default data set (dctload.datasets). Every contestant
 decodes the same files held in memory (jpeglib needs paths: it reads the files), one
 thread unless named otherwise; each decodes one image at a time and drops it (the
-2-thread reader: batches of 32), after one untimed warm-up pass. Prints a table with ratios and writes
+2-thread reader: batches of 32 through read_batch, each image dropped in its thread),
+after one untimed warm-up pass. "batch kept" holds each batch of 32 until the batch is
+done, which costs page faults under glibc's default malloc settings. Prints a table with ratios and writes
 bench/results/reader-<folder name>.json. Targets (issue 2): dctload within 1.10x of the
 floor, at least 1.3x faster than torchvision.io.decode_jpeg, at least 3x faster than
 jpeglib, and 2 threads at least 1.8x one thread.
@@ -64,6 +66,9 @@ def contestants(files: list[pathlib.Path], datas: list[bytes]) -> dict:
     tensors = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
     batches = [datas[i:i + BATCH] for i in range(0, len(datas), BATCH)]
 
+    def drop(image):  # in the reading thread, as a per-image transform would
+        return None
+
     # Each decodes one image (or one batch) at a time and drops it, as a loader does.
     def each(decode, items):
         def one_pass():
@@ -73,7 +78,8 @@ def contestants(files: list[pathlib.Path], datas: list[bytes]) -> dict:
 
     out = {
         "dctload (1 thread)": each(dctload.read_coefficients, datas),
-        "dctload (2 threads)": each(lambda b: dctload.read_batch(b, num_threads=2), batches),
+        "dctload (2 threads)": each(lambda b: dctload.read_batch(b, num_threads=2, transform=drop), batches),
+        "dctload (2 threads, batch kept)": each(lambda b: dctload.read_batch(b, num_threads=2), batches),
         "torchvision decode_jpeg": each(torchvision.io.decode_jpeg, tensors),
         "Pillow decode to RGB": each(lambda d: Image.open(io.BytesIO(d)).convert("RGB"), datas),
         "jpeglib read_dct": each(lambda f: jpeglib.read_dct(str(f)).load(), files),

@@ -616,7 +616,10 @@ PyDoc_STRVAR(read_coefficients_doc,
 "64 int16 coefficients a block in natural order. max_pixels=0 disables the\n"
 "size check. Raises dctload.JPEGError or UnsupportedJPEGError.");
 
-static PyObject *py_read_coefficients(PyObject *self, PyObject *args, PyObject *kwargs) {
+/* The shape of every entry point: parse the arguments, run the libjpeg step with
+ * the GIL released, then raise the job's error or build the result from it. */
+static PyObject *call_reader(PyObject *args, PyObject *kwargs, int (*run)(job_t *),
+                             PyObject *(*build)(job_t *)) {
     Py_buffer view;
     PyObject *source, *result = NULL;
     job_t *job = new_job();
@@ -628,30 +631,52 @@ static PyObject *py_read_coefficients(PyObject *self, PyObject *args, PyObject *
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    status = run_read_coefficients(job);
+    status = run(job);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
-    if (status < 0) {
+    if (status < 0)
         raise_job_error(job, source);
-    } else {
-        PyObject *header = header_dict(job);
-        PyObject *warnings = warnings_list(job);
-        PyObject *qt = PyBytes_FromStringAndSize(
-            (const char *)job->qt, (Py_ssize_t)job->num_components * DCTSIZE2 * 2);
-        PyObject *exif = job->exif
-            ? PyBytes_FromStringAndSize((const char *)job->exif, (Py_ssize_t)job->exif_bytes)
-            : (Py_INCREF(Py_None), Py_None);
-        PyObject *coefs = coefficient_views(job);
-        if (header && warnings && qt && exif && coefs)
-            result = PyTuple_Pack(5, header, coefs, qt, exif, warnings);
-        Py_XDECREF(header);
-        Py_XDECREF(warnings);
-        Py_XDECREF(qt);
-        Py_XDECREF(exif);
-        Py_XDECREF(coefs);
-    }
+    else
+        result = build(job);
     free_job(job);
     return result;
+}
+
+static PyObject *build_coefficients(job_t *job) {
+    PyObject *result = NULL;
+    PyObject *header = header_dict(job);
+    PyObject *warnings = warnings_list(job);
+    PyObject *qt = PyBytes_FromStringAndSize(
+        (const char *)job->qt, (Py_ssize_t)job->num_components * DCTSIZE2 * 2);
+    PyObject *exif = job->exif
+        ? PyBytes_FromStringAndSize((const char *)job->exif, (Py_ssize_t)job->exif_bytes)
+        : (Py_INCREF(Py_None), Py_None);
+    PyObject *coefs = coefficient_views(job);
+    if (header && warnings && qt && exif && coefs)
+        result = PyTuple_Pack(5, header, coefs, qt, exif, warnings);
+    Py_XDECREF(header);
+    Py_XDECREF(warnings);
+    Py_XDECREF(qt);
+    Py_XDECREF(exif);
+    Py_XDECREF(coefs);
+    return result;
+}
+
+static PyObject *build_pixels(job_t *job) {
+    PyObject *result = NULL;
+    PyObject *header = header_dict(job);
+    PyObject *warnings = warnings_list(job);
+    PyObject *pixels = take_buffer(job);
+    if (header && warnings && pixels)
+        result = Py_BuildValue("(OOiO)", header, pixels, job->out_components, warnings);
+    Py_XDECREF(header);
+    Py_XDECREF(warnings);
+    Py_XDECREF(pixels);
+    return result;
+}
+
+static PyObject *py_read_coefficients(PyObject *self, PyObject *args, PyObject *kwargs) {
+    return call_reader(args, kwargs, run_read_coefficients, build_coefficients);
 }
 
 PyDoc_STRVAR(read_header_doc,
@@ -659,26 +684,7 @@ PyDoc_STRVAR(read_header_doc,
 "Reads the markers up to the first scan, without entropy decoding.");
 
 static PyObject *py_read_header(PyObject *self, PyObject *args, PyObject *kwargs) {
-    Py_buffer view;
-    PyObject *source, *result = NULL;
-    job_t *job = new_job();
-    int status;
-    if (!job)
-        return NULL;
-    if (parse_job(args, kwargs, &view, &source, job) < 0) {
-        PyMem_Free(job);
-        return NULL;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    status = run_read_header(job);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&view);
-    if (status < 0)
-        raise_job_error(job, source);
-    else
-        result = header_dict(job);
-    free_job(job);
-    return result;
+    return call_reader(args, kwargs, run_read_header, header_dict);
 }
 
 PyDoc_STRVAR(decode_pixels_doc,
@@ -687,34 +693,7 @@ PyDoc_STRVAR(decode_pixels_doc,
 "Full libjpeg decode: RGB, or CMYK (as stored) for CMYK/YCCK files.");
 
 static PyObject *py_decode_pixels(PyObject *self, PyObject *args, PyObject *kwargs) {
-    Py_buffer view;
-    PyObject *source, *result = NULL;
-    job_t *job = new_job();
-    int status;
-    if (!job)
-        return NULL;
-    if (parse_job(args, kwargs, &view, &source, job) < 0) {
-        PyMem_Free(job);
-        return NULL;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    status = run_decode_pixels(job);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&view);
-    if (status < 0) {
-        raise_job_error(job, source);
-    } else {
-        PyObject *header = header_dict(job);
-        PyObject *warnings = warnings_list(job);
-        PyObject *pixels = take_buffer(job);
-        if (header && warnings && pixels)
-            result = Py_BuildValue("(OOiO)", header, pixels, job->out_components, warnings);
-        Py_XDECREF(header);
-        Py_XDECREF(warnings);
-        Py_XDECREF(pixels);
-    }
-    free_job(job);
-    return result;
+    return call_reader(args, kwargs, run_decode_pixels, build_pixels);
 }
 
 static PyMethodDef methods[] = {

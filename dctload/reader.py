@@ -7,7 +7,7 @@ import dataclasses
 import functools
 import os
 import threading
-from typing import Iterable, Literal, Union
+from typing import Callable, Iterable, Literal, Union
 
 import numpy as np
 
@@ -189,20 +189,23 @@ def read_batch(
     *,
     num_threads: int | None = None,
     errors: Literal["raise", "return"] = "raise",
+    transform: Callable[[DCTImage], object] | None = None,
     **options,
 ) -> list:
     """Reads many inputs on a thread pool; libjpeg runs with the GIL released.
 
     Results come in input order. ``errors="raise"`` raises the ``JPEGError`` of the
     first failing input (by position); ``errors="return"`` puts the exception object in
-    that input's place instead, so one bad file costs only itself. ``options`` go to
+    that input's place instead, so one bad file costs only itself. ``transform`` runs
+    on each image in the thread that read it, and its result takes the image's place
+    (a crop, say: the full coefficients are freed at once). ``options`` go to
     :func:`read_coefficients`.
     """
     if errors not in ("raise", "return"):
         raise ValueError(f'errors must be "raise" or "return", not {errors!r}')
     srcs = list(srcs)
     num_threads = min(num_threads or default_num_threads(), len(srcs))
-    read = functools.partial(_read_or_error, options)
+    read = functools.partial(_read_or_error, options, transform)
     if num_threads <= 1:
         results = [read(src) for src in srcs]
     else:
@@ -220,8 +223,9 @@ def read_batch(
     return results
 
 
-def _read_or_error(options: dict, src: Source):
+def _read_or_error(options: dict, transform, src: Source):
     try:
-        return read_coefficients(src, **options)
+        image = read_coefficients(src, **options)
     except JPEGError as exc:
         return exc
+    return image if transform is None else transform(image)

@@ -72,6 +72,13 @@ def test_batch_errors_are_returned_in_place_or_raised_by_position():
     assert dctload.read_batch([], num_threads=2) == []
 
 
+def test_batch_transform_runs_on_each_image():
+    datas = [encode(photo_like(8 * (i + 1), 16)) for i in range(5)] + [b""]
+    shapes = dctload.read_batch(datas, num_threads=2, errors="return", transform=lambda im: im.y.shape)
+    assert shapes[:5] == [(i + 1, 2, 64) for i in range(5)]
+    assert isinstance(shapes[5], dctload.UnsupportedJPEGError)
+
+
 def test_batch_passes_options_through():
     truncated = encode(photo_like(40, 40))[:300]
     (result,) = dctload.read_batch([truncated], errors="return", strict=True)
