@@ -52,7 +52,7 @@ include_dirs, library_dirs = jpeg_dirs()
 extra_compile_args = ["-O3", "-Wall", "-Wno-missing-field-initializers"]
 extra_link_args = []
 if os.environ.get("DCTLOAD_SANITIZE"):
-    # AddressSanitizer + UndefinedBehaviorSanitizer build; see README, "Error behaviour".
+    # AddressSanitizer + UndefinedBehaviorSanitizer build: `bash run.sh test-sanitized`.
     flags = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-g"]
     extra_compile_args += flags
     extra_link_args += flags

@@ -18,7 +18,8 @@ def sample_jpegs(count: int) -> list[bytes]:
     folder = SHARED_DATA / "imagenet-sample"
     if folder.is_dir():
         return [p.read_bytes() for p in sorted(folder.glob("*.JPEG"))[:count]]
-    return [encode(photo_like(60 + i, 90 - i, i), quality=70 + i % 30, subsampling=i % 3) for i in range(count)]
+    return [encode(photo_like(48 + i % 37, 64 + 7 * i % 41, i), quality=70 + i % 30, subsampling=i % 3)
+            for i in range(count)]
 
 
 def assert_read_or_jpeg_error(data: bytes) -> None:
