@@ -374,9 +374,11 @@ static int run_decode_pixels(job_t *job) {
         jpeg_destroy_decompress(&cinfo);
         free(job->out);
         job->out = NULL;
+        free(job->exif);
+        job->exif = NULL;
         return -1;
     }
-    read_header_into(&cinfo, job, 0);
+    read_header_into(&cinfo, job, 1);
     check_size(&cinfo, job);
     cinfo.out_color_space =
         (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK)
@@ -390,6 +392,7 @@ static int run_decode_pixels(job_t *job) {
         JSAMPROW row = (JSAMPROW)job->out + stride * cinfo.output_scanline;
         jpeg_read_scanlines(&cinfo, &row, 1);
     }
+    keep_exif(&cinfo, job);
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
     return 0;
@@ -642,15 +645,19 @@ static PyObject *call_reader(PyObject *args, PyObject *kwargs, int (*run)(job_t 
     return result;
 }
 
+static PyObject *exif_bytes(job_t *job) {
+    if (!job->exif)
+        Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize((const char *)job->exif, (Py_ssize_t)job->exif_bytes);
+}
+
 static PyObject *build_coefficients(job_t *job) {
     PyObject *result = NULL;
     PyObject *header = header_dict(job);
     PyObject *warnings = warnings_list(job);
     PyObject *qt = PyBytes_FromStringAndSize(
         (const char *)job->qt, (Py_ssize_t)job->num_components * DCTSIZE2 * 2);
-    PyObject *exif = job->exif
-        ? PyBytes_FromStringAndSize((const char *)job->exif, (Py_ssize_t)job->exif_bytes)
-        : (Py_INCREF(Py_None), Py_None);
+    PyObject *exif = exif_bytes(job);
     PyObject *coefs = coefficient_views(job);
     if (header && warnings && qt && exif && coefs)
         result = PyTuple_Pack(5, header, coefs, qt, exif, warnings);
@@ -666,11 +673,13 @@ static PyObject *build_pixels(job_t *job) {
     PyObject *result = NULL;
     PyObject *header = header_dict(job);
     PyObject *warnings = warnings_list(job);
+    PyObject *exif = exif_bytes(job);
     PyObject *pixels = take_buffer(job);
-    if (header && warnings && pixels)
-        result = Py_BuildValue("(OOiO)", header, pixels, job->out_components, warnings);
+    if (header && warnings && exif && pixels)
+        result = Py_BuildValue("(OOiOO)", header, pixels, job->out_components, exif, warnings);
     Py_XDECREF(header);
     Py_XDECREF(warnings);
+    Py_XDECREF(exif);
     Py_XDECREF(pixels);
     return result;
 }
@@ -689,7 +698,8 @@ static PyObject *py_read_header(PyObject *self, PyObject *args, PyObject *kwargs
 
 PyDoc_STRVAR(decode_pixels_doc,
 "decode_pixels(data, source=None, strict=False, max_pixels=0)\n"
-"-> (header: dict, pixels: buffer of uint8 (height, width, 3 or 4), warnings: list)\n\n"
+"-> (header: dict, pixels: buffer of uint8 (height, width, channels), channels: 3 or 4,\n"
+"    exif: bytes|None, warnings: list)\n\n"
 "Full libjpeg decode: RGB, or CMYK (as stored) for CMYK/YCCK files.");
 
 static PyObject *py_decode_pixels(PyObject *self, PyObject *args, PyObject *kwargs) {

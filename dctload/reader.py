@@ -146,7 +146,7 @@ def read_coefficients(
 
 def _from_pixels(data, name: str | None, strict: bool, limit: int) -> DCTImage:
     """YCbCr 4:4:4 coefficients (step 1) of a file libjpeg can only give as pixels."""
-    header, buffer, channels, warnings = _reader.decode_pixels(data, name, strict, limit)
+    header, buffer, channels, exif_payload, warnings = _reader.decode_pixels(data, name, strict, limit)
     pixels = np.frombuffer(buffer, dtype=np.uint8).reshape(header["height"], header["width"], channels)
     rgb = coefficients.cmyk_to_rgb(pixels, inverted=header["adobe"]) if channels == 4 else pixels
     y, cb, cr = coefficients.coefficients_from_pixels(coefficients.rgb_to_ycbcr(rgb))
@@ -159,6 +159,7 @@ def _from_pixels(data, name: str | None, strict: bool, limit: int) -> DCTImage:
         colorspace=header["colorspace"],
         progressive=header["progressive"],
         warnings=tuple(warnings),
+        exif=exif_payload,
         source=name,
         from_pixels=True,
     )

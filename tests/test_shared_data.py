@@ -117,6 +117,7 @@ def test_ycck_fallback_matches_pillow(name):
     image = dctload.read_coefficients(path, fallback="pixels")
     assert image.from_pixels and image.colorspace == "YCCK"
     assert image.sampling == ((1, 1),) * 3 and (image.qt == 1).all()
+    assert image.orientation == 1  # the file's EXIF survives the fallback
     reference = np.asarray(Image.open(path).convert("RGB").convert("YCbCr"), dtype=np.float64)
     from dctload.coefficients import blockwise_idct
 
