@@ -20,7 +20,6 @@ Source = Union[bytes, bytearray, memoryview, np.ndarray, str, os.PathLike]
 #: Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``).
 DEFAULT_MAX_PIXELS = 89_478_485
 
-COMPONENT_NAMES = ("y", "cb", "cr")
 
 
 @dataclasses.dataclass(eq=False)
