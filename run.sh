@@ -53,14 +53,11 @@ case "$command" in
         rm -rf build/sanitized
         DCTLOAD_SANITIZE=1 .venv/bin/python setup.py -q build --build-base build/sanitized \
             --build-lib build/sanitized/lib >/dev/null
-        PYTHONSAFEPATH=1 PYTHONPATH="$PWD/build/sanitized/lib" \
-            LD_PRELOAD="$(${CC:-cc} -print-file-name=libasan.so):$(${CC:-cc} -print-file-name=libubsan.so)" \
-            ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-            .venv/bin/python -c "import dctload._reader as r, sys; assert '/sanitized/' in r.__file__, r.__file__"
-        PYTHONSAFEPATH=1 PYTHONPATH="$PWD/build/sanitized/lib" \
-            LD_PRELOAD="$(${CC:-cc} -print-file-name=libasan.so):$(${CC:-cc} -print-file-name=libubsan.so)" \
-            ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-            exec .venv/bin/python -m pytest tests -k "not memory_flat" "$@"
+        sanitized=(env PYTHONSAFEPATH=1 PYTHONPATH="$PWD/build/sanitized/lib"
+            LD_PRELOAD="$(${CC:-cc} -print-file-name=libasan.so):$(${CC:-cc} -print-file-name=libubsan.so)"
+            ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 .venv/bin/python)
+        "${sanitized[@]}" -c "import dctload._reader as r; assert '/sanitized/' in r.__file__, r.__file__"
+        exec "${sanitized[@]}" -m pytest tests -k "not memory_flat" "$@"
         ;;
     *)
         echo "usage: bash run.sh bench [FOLDER] [--quick] | test [PYTEST ARGS] | test-sanitized [PYTEST ARGS]" >&2

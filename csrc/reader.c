@@ -312,13 +312,9 @@ static int run_read_coefficients(job_t *job) {
     }
     cinfo = &dec->cinfo;
     setup(cinfo, &dec->err, job);
-    if (setjmp(dec->err.escape)) {
+    if (setjmp(dec->err.escape)) { /* job->out and job->exif: free_job's */
         jpeg_destroy_decompress(cinfo);
         free(dec);
-        free(job->out);
-        job->out = NULL;
-        free(job->exif);
-        job->exif = NULL;
         return -1;
     }
     read_header_into(cinfo, job, 1);
@@ -370,12 +366,8 @@ static int run_decode_pixels(job_t *job) {
     size_t stride;
 
     setup(&cinfo, &err, job);
-    if (setjmp(err.escape)) {
+    if (setjmp(err.escape)) { /* job->out and job->exif: free_job's */
         jpeg_destroy_decompress(&cinfo);
-        free(job->out);
-        job->out = NULL;
-        free(job->exif);
-        job->exif = NULL;
         return -1;
     }
     read_header_into(&cinfo, job, 1);

@@ -21,7 +21,6 @@ Source = Union[bytes, bytearray, memoryview, np.ndarray, str, os.PathLike]
 DEFAULT_MAX_PIXELS = 89_478_485
 
 
-
 @dataclasses.dataclass(eq=False)
 class DCTImage:
     """The quantized DCT coefficients of one JPEG, as stored in the file.
