@@ -8,6 +8,7 @@ frequency; dequantized coefficients are ``q * Q``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -87,30 +88,59 @@ def coefficients_from_pixels(planes: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
-# ---- Exact resampling on coefficients (issue 3: crop, resize and flip without pixels) ----
+# ---- Exact resampling on coefficients: crop, resize and flip without pixels ----
 #
 # Per axis, crop + resize + flip is a linear map R on samples, so on coefficients it is
 # M = DCT_out . R . IDCT_in (block-diagonal DCTs around R). An output block depends only
 # on the input blocks under its filter's support, so M is applied band by band over the
-# crop, never as a dense product over the whole image.
+# crop, never as a dense product over the whole image. Bands are built once per distinct
+# geometry (relative to the block grid) and cached.
 
 
-def resize_taps(start: float, length: float, out_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Antialiased bilinear taps from the box [start, start + length) to out_size samples.
+@dataclasses.dataclass(frozen=True)
+class AxisMap:
+    """Where the output samples of one axis come from, in a component's own samples.
+
+    Output sample ``i`` (of ``size``) is centred on source position
+    ``start + scale * (i + 0.5)`` and filtered from the source samples in ``[lo, hi)``
+    (the cropped region the resize sees; fractions allowed, e.g. chroma of odd luma
+    boxes). ``flip`` reverses the output order. The identity over n samples is
+    ``AxisMap(0, 1, n, 0, n)``.
+    """
+
+    start: float
+    scale: float
+    size: int
+    lo: float
+    hi: float
+    flip: bool = False
+
+    @classmethod
+    def identity(cls, n: int) -> "AxisMap":
+        return cls(0.0, 1.0, n, 0.0, float(n))
+
+    def subsampled(self, factor: float, size: int) -> "AxisMap":
+        """The same output field of view for a plane with ``factor`` times fewer source
+        samples (chroma), sampled to ``size`` outputs. Sample centres follow JFIF's
+        centred chroma siting: chroma sample j covers source position factor * (j + 0.5)."""
+        scale = self.scale * self.size / size
+        return AxisMap(self.start / factor, scale / factor, size, self.lo / factor, self.hi / factor, self.flip)
+
+
+def resize_taps(axis: AxisMap) -> tuple[np.ndarray, np.ndarray]:
+    """Antialiased bilinear taps of ``axis``: output i = sum_k weights[i, k] * x[firsts[i] + k].
 
     The filter of torchvision's ``resize(..., antialias=True)`` (torch's
     ``interpolate(mode="bilinear", antialias=True)``): a triangle widened by the scale
-    when shrinking, renormalized over the samples inside the box. For an integer box it
-    equals resizing the cropped signal; fractional boxes (the chroma of a luma-aligned
-    crop) follow the same formula. Output sample i is
-    ``sum_k weights[i, k] * x[firsts[i] + k]``.
+    when shrinking, renormalized over the source samples in ``[floor(lo), ceil(hi))``.
+    Ignores ``flip`` (see :func:`_banded_operator`).
     """
-    scale = length / out_size
-    support = max(scale, 1.0)
-    box_first, box_end = int(np.floor(start)), int(np.ceil(start + length))
-    centres = start + scale * (np.arange(out_size) + 0.5)
+    support = max(axis.scale, 1.0)
+    box_first, box_end = int(np.floor(axis.lo)), int(np.ceil(axis.hi))
+    centres = axis.start + axis.scale * (np.arange(axis.size) + 0.5)
     taps = int(np.ceil(2 * support)) + 1
-    firsts = np.clip(np.floor(centres - support - 0.5).astype(np.int64) + 1, box_first, max(box_first, box_end - taps))
+    firsts = np.floor(centres - support - 0.5).astype(np.int64) + 1
+    firsts = np.clip(firsts, box_first, max(box_first, box_end - taps))
     positions = firsts[:, None] + np.arange(taps)[None, :]
     weights = np.clip(1.0 - np.abs(positions + 0.5 - centres[:, None]) / support, 0.0, None)
     weights[positions >= box_end] = 0.0
@@ -118,70 +148,99 @@ def resize_taps(start: float, length: float, out_size: int) -> tuple[np.ndarray,
     return firsts, weights
 
 
-def resize_matrix(start: float, length: float, out_size: int, in_size: int) -> np.ndarray:
-    """The dense (out_size, in_size) matrix of :func:`resize_taps` (for references and tests)."""
-    firsts, weights = resize_taps(start, length, out_size)
-    matrix = np.zeros((out_size, in_size))
-    np.add.at(matrix, (np.arange(out_size)[:, None], firsts[:, None] + np.arange(weights.shape[1])), weights)
-    return matrix
+def resize_matrix(axis: AxisMap, in_size: int) -> np.ndarray:
+    """The dense (size, in_size) matrix of ``axis``, flip included (for references and tests)."""
+    firsts, weights = resize_taps(axis)
+    matrix = np.zeros((axis.size, in_size))
+    np.add.at(matrix, (np.arange(axis.size)[:, None], firsts[:, None] + np.arange(weights.shape[1])), weights)
+    return matrix[::-1] if axis.flip else matrix
 
 
-def _banded_operator(start: float, length: float, out_blocks: int, in_blocks: int, flip: bool):
-    """(lows, bands): output block o = bands[o] @ the B input blocks from lows[o] on.
+@functools.lru_cache(maxsize=None)
+def _block_diagonal_idct(blocks: int) -> np.ndarray:
+    """blockdiag(D.T, ..., D.T): the inverse DCT of ``blocks`` consecutive blocks."""
+    return np.kron(np.eye(blocks), dct_matrix().T)
 
-    ``bands`` is (out_blocks, 8, B * 8), mapping the coefficients of B consecutive input
-    blocks to output block o's 8 frequencies: DCT_out . R . IDCT_in, one block pair at a time.
+
+@functools.lru_cache(maxsize=4096)
+def _banded_operator(axis: AxisMap) -> tuple[np.ndarray, np.ndarray]:
+    """(lows, bands) for an axis whose box starts in block 0: output block o is
+    ``bands[o] @`` the coefficients of the B input blocks from block ``lows[o]`` on.
+
+    ``bands`` is (out_blocks, 8, B * 8) float32, DCT_out . R . IDCT_in per block pair,
+    with the flip folded in (reversed taps: the odd horizontal frequencies change sign).
+    The taps are those of :func:`resize_taps`, evaluated densely over each band.
     """
-    firsts, weights = resize_taps(start, length, out_blocks * 8)
-    if flip:
-        firsts, weights = firsts[::-1], weights[::-1]
-    taps = weights.shape[1]
-    per_block_first = firsts.reshape(out_blocks, 8)
-    lows = per_block_first.min(axis=1) // 8
-    highs = (per_block_first.max(axis=1) + taps - 1) // 8 + 1
-    band = int((highs - lows).max())
-    lows = np.clip(lows, 0, max(in_blocks - band, 0))
-    samples = np.zeros((out_blocks, 8, band * 8))
-    columns = (per_block_first - lows[:, None] * 8)[..., None] + np.arange(taps)
-    valid = columns < band * 8  # taps past the plane carry weight 0
-    o, y, k = np.nonzero(valid)
-    samples[o, y, columns[o, y, k]] = weights.reshape(out_blocks, 8, taps)[o, y, k]
-    d = dct_matrix()
-    bands = (samples.reshape(out_blocks, 8, band, 8) @ d.T).reshape(out_blocks, 8, band * 8)
-    return lows, d @ bands
+    if axis.size % BLOCK:
+        raise ValueError(f"output size {axis.size} is not whole 8x8 blocks")
+    out_blocks = axis.size // BLOCK
+    support = max(axis.scale, 1.0)
+    box_first, box_end = int(np.floor(axis.lo)), int(np.ceil(axis.hi))
+    centres = axis.start + axis.scale * (np.arange(axis.size) + 0.5)
+    if axis.flip:
+        centres = centres[::-1]
+    centres = centres.reshape(out_blocks, BLOCK)
+    # Blocks under each output block's filter support, clipped to the box.
+    first = np.maximum(np.floor(centres.min(axis=1) - support - 0.5) + 1, box_first)
+    last = np.minimum(np.ceil(centres.max(axis=1) + support - 0.5), box_end - 1)
+    lows = (first // BLOCK).astype(np.int64)
+    band = int((last // BLOCK - lows).max()) + 1
+    positions = (lows[:, None] * BLOCK + np.arange(band * BLOCK))[:, None, :] + 0.5
+    weights = np.maximum(1.0 - np.abs(positions - centres[..., None]) * (1.0 / support), 0.0)
+    weights *= (positions > box_first) & (positions < box_end)
+    weights /= weights.sum(axis=2, keepdims=True)
+    # D . W_o . blockdiag(D.T) for every o, as two 2-D products.
+    rows = weights.reshape(out_blocks * BLOCK, band * BLOCK) @ _block_diagonal_idct(band)
+    rows = rows.reshape(out_blocks, BLOCK, band * BLOCK).transpose(1, 0, 2).reshape(BLOCK, -1)
+    bands = (dct_matrix() @ rows).reshape(BLOCK, out_blocks, band * BLOCK).transpose(1, 0, 2)
+    lows.setflags(write=False)
+    bands = bands.astype(np.float32)
+    bands.setflags(write=False)
+    return lows, bands
 
 
-def _apply_axis(plane: np.ndarray, lows: np.ndarray, bands: np.ndarray) -> np.ndarray:
-    """Applies a banded operator along axis 0 of a (blocks * 8, ...) coefficient plane."""
-    rows = lows[:, None] * 8 + np.arange(bands.shape[2])[None, :]  # (O, B * 8)
-    return np.matmul(bands.astype(plane.dtype), plane[rows]).reshape(-1, *plane.shape[1:])
+def _operator(axis: AxisMap) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_banded_operator` for any box: the cached operator of the box moved to block 0."""
+    shift = BLOCK * int(np.floor(axis.lo / BLOCK))
+    relative = dataclasses.replace(axis, start=axis.start - shift, lo=axis.lo - shift, hi=axis.hi - shift)
+    lows, bands = _banded_operator(relative)
+    return lows + shift // BLOCK, bands
 
 
-def resample_blocks(
-    coefs: np.ndarray,
-    box: tuple[float, float, float, float],
-    out_size: tuple[int, int],
-    flip: bool = False,
-) -> np.ndarray:
-    """Exact crop + antialiased bilinear resize (+ horizontal flip) of one component.
+def resample(planes, tables, rows: AxisMap, cols: AxisMap) -> np.ndarray:
+    """Exact crop + antialiased bilinear resize + flip of components on one grid, on coefficients.
 
-    ``coefs``: (hb, wb, 64) dequantized coefficients. ``box``: (top, left, height, width)
-    in this component's own samples (fractions allowed). ``out_size``: (height, width),
-    multiples of 8. Returns (height / 8, width / 8, 64), equal within float rounding to:
-    inverse DCT -> crop -> resize (:func:`resize_taps`) -> flip -> forward DCT.
+    ``planes``: (hb, wb, 64) coefficient arrays of the same block grid (Cb and Cr),
+    quantized (int16, with their 64-entry ``tables``) or in JPEG units (``tables=None``).
+    Returns float32 (len(planes), 64, rows.size / 8, cols.size / 8), channel ``8 v + u``,
+    in JPEG units, equal within float32 rounding to inverse DCT -> crop + resize
+    (:func:`resize_taps`) -> flip -> forward DCT.
     """
-    top, left, height, width = box
-    out_h, out_w = out_size
-    if out_h % 8 or out_w % 8:
-        raise ValueError(f"output size {out_size} must be whole 8x8 blocks")
-    hb, wb, _ = coefs.shape
-    row_lows, row_bands = _banded_operator(top, height, out_h // 8, hb, flip=False)
-    col_lows, col_bands = _banded_operator(left, width, out_w // 8, wb, flip=flip)
-    # Only the blocks under the crop are rearranged into a (rows, columns) plane.
-    r0, r1 = row_lows.min(), row_lows.max() + row_bands.shape[2] // 8
-    c0, c1 = col_lows.min(), col_lows.max() + col_bands.shape[2] // 8
-    crop = coefs[r0:r1, c0:c1].reshape(r1 - r0, c1 - c0, 8, 8)
-    plane = crop.transpose(0, 2, 1, 3).reshape((r1 - r0) * 8, (c1 - c0) * 8)
-    out = _apply_axis(plane, row_lows - r0, row_bands)
-    out = _apply_axis(np.ascontiguousarray(out.T), col_lows - c0, col_bands).T
-    return out.reshape(out_h // 8, 8, out_w // 8, 8).transpose(0, 2, 1, 3).reshape(out_h // 8, out_w // 8, 64)
+    row_lows, row_bands = _operator(rows)
+    col_lows, col_bands = _operator(cols)
+    n, (hb, wb, _) = len(planes), planes[0].shape
+    r0, r1 = int(row_lows.min()), int(row_lows.max()) + row_bands.shape[2] // BLOCK
+    c0, c1 = int(col_lows.min()), int(col_lows.max()) + col_bands.shape[2] // BLOCK
+    # The blocks under the box, dequantized, components side by side: (R, n, C, 64).
+    # Blocks past the image edge (a band may reach them, with zero weight) stay zero.
+    blocks = (np.zeros if r1 > hb or c1 > wb else np.empty)((r1 - r0, n, c1 - c0, 64), np.float32)
+    for j, coefs in enumerate(planes):
+        inside = coefs[r0:r1, c0:c1]
+        target = blocks[: inside.shape[0], j, : inside.shape[1]]
+        if tables is None:
+            target[...] = inside
+        else:
+            np.multiply(inside, np.asarray(tables[j], np.float32), out=target)
+    # Rows: output block o = row_bands[o] @ (the band of sample rows under it); sample
+    # row 8 * r + v is frequency v of block row r, and the gather transposes as it copies.
+    band_rows = (row_lows - r0)[:, None] * BLOCK + np.arange(row_bands.shape[2])
+    gathered = blocks.reshape(r1 - r0, -1, BLOCK, BLOCK)[band_rows // BLOCK, :, band_rows % BLOCK, :]
+    tall = np.matmul(row_bands, gathered.reshape(*band_rows.shape, -1))
+    tall = tall.reshape(rows.size, n, (c1 - c0) * BLOCK)  # sample rows x crop columns
+    # Columns: out[j, p, (o, v), u] = tall[(o, v), j, band of block p] @ col_bands[p].T.
+    band_columns = (col_lows - c0)[:, None] * BLOCK + np.arange(col_bands.shape[2])
+    gathered = tall[:, :, band_columns].transpose(1, 2, 0, 3)
+    out = np.matmul(gathered, col_bands.transpose(0, 2, 1))
+    out_rows, out_cols = rows.size // BLOCK, cols.size // BLOCK
+    out = out.reshape(n, out_cols, out_rows, BLOCK, BLOCK).transpose(0, 3, 4, 2, 1)
+    return np.ascontiguousarray(out).reshape(n, BLOCK * BLOCK, out_rows, out_cols)

@@ -63,6 +63,23 @@ class DCTImage:
 
         return tuple(None if a is None else torch.from_numpy(a) for a in (self.y, self.cb, self.cr))
 
+    @classmethod
+    def from_rgb(cls, rgb: np.ndarray, **fields) -> "DCTImage":
+        """YCbCr 4:4:4 coefficients, quantization step 1, of (H, W, 3) RGB or (H, W) gray pixels."""
+        rgb = np.asarray(rgb)
+        if rgb.ndim == 2:
+            (y,), cb, cr = coefficients.coefficients_from_pixels(rgb[..., None].astype(np.float64)), None, None
+            tables = 1
+        else:
+            y, cb, cr = coefficients.coefficients_from_pixels(coefficients.rgb_to_ycbcr(rgb))
+            tables = 3
+        fields.setdefault("colorspace", "YCbCr" if tables == 3 else "gray")
+        fields.setdefault("progressive", False)
+        return cls(
+            y, cb, cr, qt=np.ones((tables, 64), dtype=np.uint16), width=rgb.shape[1], height=rgb.shape[0],
+            sampling=((1, 1),) * tables, from_pixels=True, **fields,
+        )
+
     def dequantize(self, dtype=np.float32) -> tuple[np.ndarray | None, ...]:
         """Coefficients in JPEG units (q * Q), as (y, cb, cr) arrays of ``dtype``."""
         out = [coefficients.dequantize(a, t, dtype) for a, t in zip(self.components, self.qt)]
@@ -147,19 +164,9 @@ def _from_pixels(data, name: str | None, strict: bool, limit: int) -> DCTImage:
     header, buffer, channels, exif_payload, warnings = _reader.decode_pixels(data, name, strict, limit)
     pixels = np.frombuffer(buffer, dtype=np.uint8).reshape(header["height"], header["width"], channels)
     rgb = coefficients.cmyk_to_rgb(pixels, inverted=header["adobe"]) if channels == 4 else pixels
-    y, cb, cr = coefficients.coefficients_from_pixels(coefficients.rgb_to_ycbcr(rgb))
-    return DCTImage(
-        y, cb, cr,
-        qt=np.ones((3, 64), dtype=np.uint16),
-        width=header["width"],
-        height=header["height"],
-        sampling=((1, 1),) * 3,
-        colorspace=header["colorspace"],
-        progressive=header["progressive"],
-        warnings=tuple(warnings),
-        exif=exif_payload,
-        source=name,
-        from_pixels=True,
+    return DCTImage.from_rgb(
+        rgb, colorspace=header["colorspace"], progressive=header["progressive"],
+        warnings=tuple(warnings), exif=exif_payload, source=name,
     )
 
 

@@ -1,0 +1,137 @@
+"""``DCTImageFolder``: torchvision's ``ImageFolder`` for DCT coefficients.
+
+An ImageNet training script swaps ``ImageFolder`` for ``DCTImageFolder`` and its model
+for a DCT network; ``classes``, ``class_to_idx``, ``samples`` and ``targets`` mean the
+same. Works with DataLoader workers (``persistent_workers``, ``pin_memory``) and
+``DistributedSampler``; pass ``collate_fn=dctload.collate``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+from torchvision.datasets import DatasetFolder
+
+from .errors import JPEGError
+from .reader import DCTImage, read_coefficients
+
+log = logging.getLogger("dctload")
+
+JPEG_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif")
+OnError = Literal["raise", "fallback", "skip"]
+
+
+class DCTImageFolder(DatasetFolder):
+    """``root/class_x/xxx.jpg`` -> ``(transform(DCTImage), class index)``.
+
+    ``on_error``: what an unreadable file does (a ``JPEGError`` or ``OSError``):
+    ``"raise"`` stops; ``"fallback"`` decodes it with Pillow and computes 4:4:4
+    coefficients from the pixels (PNGs named .JPEG, CMYK files; what Pillow cannot
+    decode either is skipped); ``"skip"`` uses the next readable file in its place.
+    Skipped files are never dropped silently: each is logged when met, written to a
+    record shared by all worker processes (``skip_log``, a file), and listed by
+    :meth:`skipped`; :meth:`log_skipped` writes one line per epoch. CMYK, YCCK and RGB
+    JPEGs always take the exact pixel route (``DCTImage.from_pixels``), as ImageFolder
+    converts them too. ``max_pixels``: as in :func:`dctload.read_coefficients`.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        transform: Callable | None = None,
+        target_transform: Callable | None = None,
+        is_valid_file: Callable[[str], bool] | None = None,
+        on_error: OnError = "raise",
+        skip_log: str | os.PathLike | None = None,
+        max_pixels: int | None = 89_478_485,
+        allow_empty: bool = False,
+    ):
+        if on_error not in ("raise", "fallback", "skip"):
+            raise ValueError(f'on_error must be "raise", "fallback" or "skip", not {on_error!r}')
+        super().__init__(
+            os.fspath(root), loader=self.read, extensions=None if is_valid_file else JPEG_EXTENSIONS,
+            transform=transform, target_transform=target_transform, is_valid_file=is_valid_file,
+            allow_empty=allow_empty,
+        )
+        self.on_error = on_error
+        self.max_pixels = max_pixels
+        if skip_log is None:
+            handle, skip_log = tempfile.mkstemp(prefix="dctload-skipped-", suffix=".tsv")
+            os.close(handle)
+        self.skip_log = os.fspath(skip_log)
+        self._reported = 0
+
+    def read(self, path: str) -> DCTImage:
+        """The loader: coefficients of one file (pixels route for non-YCbCr colour spaces)."""
+        return read_coefficients(path, fallback="pixels", max_pixels=self.max_pixels)
+
+    def __getitem__(self, index: int):
+        for attempt in range(len(self.samples)):
+            path, target = self.samples[(index + attempt) % len(self.samples)]
+            try:
+                image = self._load(path)
+            except (JPEGError, OSError) as exc:
+                if self.on_error == "raise":
+                    raise
+                self._record(path, exc)
+                continue
+            if self.transform is not None:
+                image = self.transform(image)
+            if self.target_transform is not None:
+                target = self.target_transform(target)
+            return image, target
+        raise RuntimeError(f"no readable file in {self.root}: see {self.skip_log}")
+
+    def _load(self, path: str) -> DCTImage:
+        try:
+            return self.read(path)
+        except (JPEGError, OSError) as exc:
+            if self.on_error != "fallback" or isinstance(exc, FileNotFoundError):
+                raise
+            try:
+                return _decode_with_pillow(path, exc, self.max_pixels)
+            except (JPEGError, OSError):
+                raise exc from None
+
+    def _record(self, path: str, exc: BaseException) -> None:
+        reason = str(getattr(exc, "reason", None) or exc).replace("\t", " ").replace("\n", " ")
+        log.warning("dctload: skipped %s: %s", path, reason)
+        # One short O_APPEND write per line: atomic across worker processes.
+        with open(self.skip_log, "a") as f:
+            f.write(f"{path}\t{type(exc).__name__}\t{reason}\n")
+
+    def skipped(self) -> list[tuple[str, str, str]]:
+        """(path, exception type, reason) of every skip so far, in all processes
+        (a file skipped in several epochs appears once per epoch)."""
+        try:
+            with open(self.skip_log) as f:
+                return [tuple(line.rstrip("\n").split("\t", 2)) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def log_skipped(self, epoch: int | None = None) -> list[tuple[str, str, str]]:
+        """Logs one line: how many files were skipped since the last call (and where the
+        record is); returns those entries."""
+        entries = self.skipped()
+        new, self._reported = entries[self._reported:], len(entries)
+        when = "" if epoch is None else f"epoch {epoch}: "
+        log.warning("dctload: %s%d file(s) skipped%s", when, len(new), f" (listed in {self.skip_log})" if new else "")
+        return new
+
+
+def _decode_with_pillow(path: str, cause: BaseException, max_pixels: int | None) -> DCTImage:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if max_pixels is not None and im.width * im.height > max_pixels:
+                raise cause
+            rgb = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError) as exc:
+        raise JPEGError(f"neither libjpeg ({cause}) nor Pillow ({exc}) can decode it", path) from exc
+    return DCTImage.from_rgb(rgb, warnings=(f"decoded by Pillow after: {cause}",), source=path)
