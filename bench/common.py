@@ -97,3 +97,31 @@ def write_json(name: str, payload: dict) -> pathlib.Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def report_targets(times: dict[str, list[float]], targets) -> list[dict]:
+    """Checks (label, numerator, denominator, bound, "<=" or ">=") ratios of round times."""
+    results = []
+    for label, num, den, bound, op in targets:
+        if num not in times or den not in times:
+            results.append({"target": label, "measured": None, "met": None})
+            print(f"  SKIP  {label}: not measured")
+            continue
+        ratio = median_ratio(times[num], times[den])
+        met = ratio <= bound if op == "<=" else ratio >= bound
+        results.append({"target": label, "measured": ratio, "bound": bound, "met": met})
+        print(f"  {'MET ' if met else 'MISS'}  {label}: {ratio:.2f}x")
+    return results
+
+
+def figures_table(times: dict[str, list[float]], n: int, base: str, what: str) -> tuple[dict, str]:
+    """Per contestant: ms and images/s per image (median round) and time relative to ``base``."""
+    rows, figures = [], {}
+    for name, seconds in times.items():
+        ms = statistics.median(seconds) / n * 1e3
+        ratio = median_ratio(seconds, times[base])
+        figures[name] = {"ms_per_image": ms, "images_per_s": 1e3 / ms, "time_vs_base": ratio,
+                         "seconds_per_round": seconds}
+        rows.append([name, f"{ms:.3f}", f"{1e3 / ms:.0f}", f"{ratio:.2f}x"])
+    print()
+    return figures, print_table([what, "ms/image", "images/s", f"time vs {base}"], rows)

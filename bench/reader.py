@@ -20,7 +20,6 @@ import io
 import os
 import pathlib
 import shutil
-import statistics
 import subprocess
 import sys
 
@@ -140,28 +139,9 @@ def main(argv=None) -> int:
 
     times = common.interleaved(contestants(files, datas), args.rounds)
     n = len(files)
-    base = "dctload (1 thread)"
-    rows, figures = [], {}
-    for name, seconds in times.items():
-        ms = statistics.median(seconds) / n * 1e3
-        ratio = common.median_ratio(seconds, times[base])
-        figures[name] = {"ms_per_image": ms, "images_per_s": 1e3 / ms, "time_vs_dctload": ratio,
-                         "seconds_per_round": seconds}
-        rows.append([name, f"{ms:.3f}", f"{1e3 / ms:.0f}", f"{ratio:.2f}x"])
+    figures, table = common.figures_table(times, n, "dctload (1 thread)", "reader")
     print()
-    table = common.print_table(["reader", "ms/image", "images/s", "time vs dctload 1 thread"], rows)
-
-    results = []
-    print()
-    for label, num, den, bound, op in TARGETS:
-        if num not in times or den not in times:
-            results.append({"target": label, "measured": None, "met": None})
-            print(f"  SKIP  {label}: not measured")
-            continue
-        ratio = common.median_ratio(times[num], times[den])
-        met = ratio <= bound if op == "<=" else ratio >= bound
-        results.append({"target": label, "measured": ratio, "bound": bound, "met": met})
-        print(f"  {'MET ' if met else 'MISS'}  {label}: {ratio:.2f}x")
+    results = common.report_targets(times, TARGETS)
 
     ceiling = None
     if all(name in times for name in CEILING):

@@ -1,0 +1,148 @@
+"""Pipeline benchmark: DCT-domain train/validation recipes against torchvision's, side by side.
+
+    python bench/pipeline.py [FOLDER] [--rounds N] [--limit N] [--quick]
+
+Per image, from the file's bytes in memory to a normalized float tensor, one process,
+one torch thread (images/s per core):
+- train recipe: read + RandomResizedCrop(224) + horizontal flip + Normalize;
+- validation recipe: read + Resize(256) + CenterCrop(224) + Normalize;
+against Pillow + torchvision.transforms and torchvision.io.decode_jpeg + transforms.v2.
+Then the train recipe through a DataLoader over DCTImageFolder with 1 and 2 workers
+(batches of 32, persistent workers, one torch thread each). Writes
+bench/results/pipeline-<folder name>.json. Targets (issue 3): train recipe at least 2.0x
+decode_jpeg + v2; validation at least 3.0x Pillow; 2 workers at least 1.8x one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import pathlib
+import sys
+import tempfile
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+
+import dctload  # noqa: E402
+from dctload import datasets  # noqa: E402
+
+TARGETS = (
+    ("train recipe >= 2.0x decode_jpeg + v2", "train: decode_jpeg + v2", "train: dctload", 2.0, ">="),
+    ("validation recipe >= 3.0x Pillow", "val: Pillow + transforms", "val: dctload", 3.0, ">="),
+    ("2 workers >= 1.8x one", "train: DataLoader, 1 worker", "train: DataLoader, 2 workers", 1.8, ">="),
+)
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+def recipes():
+    """(train, val) dctload transforms, normalized with unit statistics (same cost as real ones)."""
+    import torch
+
+    import dctload.transforms as T
+
+    normalize = T.Normalize((torch.zeros(64), torch.zeros(128)), (torch.ones(64), torch.ones(128)))
+    train = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor(), normalize])
+    val = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), normalize])
+    return train, val
+
+
+def contestants(files: list[pathlib.Path], datas: list[bytes], root: pathlib.Path) -> dict:
+    import torch
+    import torchvision.io
+    import torchvision.transforms as v1
+    import torchvision.transforms.v2 as v2
+    from PIL import Image
+
+    torch.set_num_threads(1)
+    tensors = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
+    train, val = recipes()
+    pil_train = v1.Compose([v1.RandomResizedCrop(224), v1.RandomHorizontalFlip(), v1.ToTensor(),
+                            v1.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    pil_val = v1.Compose([v1.Resize(256), v1.CenterCrop(224), v1.ToTensor(), v1.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    tail = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    v2_train = v2.Compose([v2.RandomResizedCrop(224, antialias=True), v2.RandomHorizontalFlip(), *tail])
+    v2_val = v2.Compose([v2.Resize(256, antialias=True), v2.CenterCrop(224), *tail])
+
+    def each(step, items):
+        def one_pass():
+            for item in items:
+                step(item)
+        return one_pass
+
+    def dct(recipe):
+        return lambda d: recipe(dctload.read_coefficients(d, fallback="pixels"))
+
+    def pil(recipe):
+        return lambda d: recipe(Image.open(io.BytesIO(d)).convert("RGB"))
+
+    def tv(recipe):
+        return lambda t: recipe(torchvision.io.decode_jpeg(t, mode=torchvision.io.ImageReadMode.RGB))
+
+    dataset = dctload.DCTImageFolder(root, transform=train)
+
+    def loader(workers):
+        batches = torch.utils.data.DataLoader(
+            dataset, batch_size=32, shuffle=True, num_workers=workers, persistent_workers=True,
+            collate_fn=dctload.collate, worker_init_fn=lambda _: torch.set_num_threads(1), prefetch_factor=4,
+        )
+
+        def one_pass():
+            for _ in batches:
+                pass
+        return one_pass
+
+    return {
+        "train: dctload": each(dct(train), datas),
+        "train: decode_jpeg + v2": each(tv(v2_train), tensors),
+        "train: Pillow + transforms": each(pil(pil_train), datas),
+        "val: dctload": each(dct(val), datas),
+        "val: decode_jpeg + v2": each(tv(v2_val), tensors),
+        "val: Pillow + transforms": each(pil(pil_val), datas),
+        "train: DataLoader, 1 worker": loader(1),
+        "train: DataLoader, 2 workers": loader(2),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", nargs="?", help="folder of JPEGs (default: the built-in default data set)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--limit", type=int, default=0, help="use at most this many files")
+    parser.add_argument("--quick", action="store_true", help="2 rounds over at most 100 files")
+    parser.add_argument("--out", help="result name under bench/results/ (default pipeline-<folder>)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.limit = 2, args.limit or 100
+    folder = pathlib.Path(args.folder) if args.folder else datasets.default_dataset()
+    candidates = datasets.list_jpegs(folder)
+    if args.limit:
+        candidates = candidates[: args.limit]
+    files, refused = [], []
+    for path, result in zip(candidates, dctload.read_batch(candidates, errors="return", fallback="pixels")):
+        (refused.append(f"{path.name}: {result.reason}") if isinstance(result, dctload.JPEGError) else files.append(path))
+    if not files:
+        print(f"no readable JPEG under {folder}", file=sys.stderr)
+        return 1
+    datas = [f.read_bytes() for f in files]
+    print(f"{len(files)} files from {folder} ({len(refused)} refused, left out), {args.rounds} rounds")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = pathlib.Path(tmp)
+        (root / "all").mkdir()  # DCTImageFolder wants class folders: one, of links
+        for i, f in enumerate(files):
+            (root / "all" / f"{i:06d}{f.suffix}").symlink_to(f.resolve())
+        times = common.interleaved(contestants(files, datas, root), args.rounds)
+    figures, table = common.figures_table(times, len(files), "train: dctload", "pipeline")
+    print()
+    results = common.report_targets(times, TARGETS)
+    path = common.write_json(args.out or f"pipeline-{folder.name}", {
+        "benchmark": "pipeline", "folder": str(folder), "files": len(files), "refused": refused,
+        "rounds": args.rounds, "machine": common.machine(), "figures": figures, "targets": results, "table": table,
+    })
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
