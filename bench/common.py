@@ -35,9 +35,12 @@ def machine() -> dict:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
-    from dctload import _reader
+    try:
+        from dctload import _reader
 
-    versions["libjpeg_api"] = _reader.LIBJPEG_VERSION
+        versions["libjpeg_api"] = _reader.LIBJPEG_VERSION
+    except ImportError:  # model-only benchmarks run without the extension built
+        versions["libjpeg_api"] = None
     gpu = None
     try:
         import torch
