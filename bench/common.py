@@ -128,3 +128,37 @@ def figures_table(times: dict[str, list[float]], n: int, base: str, what: str) -
         rows.append([name, f"{ms:.3f}", f"{1e3 / ms:.0f}", f"{ratio:.2f}x"])
     print()
     return figures, print_table([what, "ms/image", "images/s", f"time vs {base}"], rows)
+
+
+def parse_data_arguments(description: str, name: str, argv=None):
+    """The folder/--rounds/--limit/--quick/--out arguments every data benchmark takes."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("folder", nargs="?", help="folder of JPEGs (default: the built-in default data set)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--limit", type=int, default=0, help="use at most this many files")
+    parser.add_argument("--quick", action="store_true", help="2 rounds over at most 100 files")
+    parser.add_argument("--out", help=f"result name under bench/results/ (default {name}-<folder>)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.limit = 2, args.limit or 100
+    return args
+
+
+def readable_files(args, **read_options) -> tuple[pathlib.Path, list[pathlib.Path], list[str]]:
+    """(folder, the files dctload reads with ``read_options``, "name: reason" of the others)."""
+    import dctload
+    from dctload import datasets
+
+    folder = pathlib.Path(args.folder) if args.folder else datasets.default_dataset()
+    candidates = datasets.list_jpegs(folder)
+    if args.limit:
+        candidates = candidates[: args.limit]
+    files, refused = [], []
+    for path, result in zip(candidates, dctload.read_batch(candidates, errors="return", **read_options)):
+        if isinstance(result, dctload.JPEGError):
+            refused.append(f"{path.name}: {result.reason}")
+        else:
+            files.append(path)
+    return folder, files, refused

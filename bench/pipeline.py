@@ -15,7 +15,6 @@ decode_jpeg + v2; validation at least 3.0x Pillow; 2 workers at least 1.8x one.
 
 from __future__ import annotations
 
-import argparse
 import io
 import pathlib
 import sys
@@ -26,7 +25,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 import dctload  # noqa: E402
-from dctload import datasets  # noqa: E402
 
 TARGETS = (
     ("train recipe >= 2.0x decode_jpeg + v2", "train: decode_jpeg + v2", "train: dctload", 2.0, ">="),
@@ -106,22 +104,8 @@ def contestants(files: list[pathlib.Path], datas: list[bytes], root: pathlib.Pat
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", nargs="?", help="folder of JPEGs (default: the built-in default data set)")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--limit", type=int, default=0, help="use at most this many files")
-    parser.add_argument("--quick", action="store_true", help="2 rounds over at most 100 files")
-    parser.add_argument("--out", help="result name under bench/results/ (default pipeline-<folder>)")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.rounds, args.limit = 2, args.limit or 100
-    folder = pathlib.Path(args.folder) if args.folder else datasets.default_dataset()
-    candidates = datasets.list_jpegs(folder)
-    if args.limit:
-        candidates = candidates[: args.limit]
-    files, refused = [], []
-    for path, result in zip(candidates, dctload.read_batch(candidates, errors="return", fallback="pixels")):
-        (refused.append(f"{path.name}: {result.reason}") if isinstance(result, dctload.JPEGError) else files.append(path))
+    args = common.parse_data_arguments(__doc__.split("\n\n")[0], "pipeline", argv)
+    folder, files, refused = common.readable_files(args, fallback="pixels")
     if not files:
         print(f"no readable JPEG under {folder}", file=sys.stderr)
         return 1

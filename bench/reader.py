@@ -15,7 +15,6 @@ jpeglib, and 2 threads at least 1.8x one thread.
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import pathlib
@@ -28,7 +27,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 import dctload  # noqa: E402
-from dctload import datasets  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 FLOOR_SOURCE = HERE / "floor.c"
@@ -111,27 +109,9 @@ def contestants(files: list[pathlib.Path], datas: list[bytes]) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", nargs="?", help="folder of JPEGs (default: the built-in default data set)")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--limit", type=int, default=0, help="use at most this many files")
-    parser.add_argument("--quick", action="store_true", help="2 rounds over at most 100 files")
-    parser.add_argument("--out", help="result name under bench/results/ (default reader-<folder>)")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.rounds, args.limit = 2, args.limit or 100
-
-    folder = pathlib.Path(args.folder) if args.folder else datasets.default_dataset()
-    candidates = datasets.list_jpegs(folder)
-    if args.limit:
-        candidates = candidates[: args.limit]
-    files, datas, refused = [], [], []
-    for path, result in zip(candidates, dctload.read_batch(candidates, errors="return")):
-        if isinstance(result, dctload.JPEGError):
-            refused.append(f"{path.name}: {result.reason}")
-        else:
-            files.append(path)
-            datas.append(path.read_bytes())
+    args = common.parse_data_arguments(__doc__.split("\n\n")[0], "reader", argv)
+    folder, files, refused = common.readable_files(args)
+    datas = [path.read_bytes() for path in files]
     if not files:
         print(f"no readable JPEG under {folder}", file=sys.stderr)
         return 1
