@@ -201,10 +201,11 @@ def read_batch(
 ) -> list:
     """Reads many inputs on a thread pool; libjpeg runs with the GIL released.
 
-    Results come in input order. ``errors="raise"`` raises the ``JPEGError`` of the
-    first failing input (by position); ``errors="return"`` puts the exception object in
-    that input's place instead, so one bad file costs only itself. ``transform`` runs
-    on each image in the thread that read it, and its result takes the image's place
+    Results come in input order. ``errors="raise"`` raises the error of the first
+    failing input (by position); ``errors="return"`` puts the exception object (a
+    ``JPEGError``, or the ``OSError`` of a path that cannot be read) in that input's
+    place instead, so one bad file costs only itself. ``transform`` runs on each
+    image in the thread that read it, and its result takes the image's place
     (a crop, say: the full coefficients are freed at once). ``options`` go to
     :func:`read_coefficients`.
     """
@@ -229,7 +230,7 @@ def read_batch(
             task.result()
     if errors == "raise":
         for result in results:
-            if isinstance(result, JPEGError):
+            if isinstance(result, (JPEGError, OSError)):
                 raise result
     return results
 
@@ -237,6 +238,6 @@ def read_batch(
 def _read_or_error(options: dict, transform, src: Source):
     try:
         image = read_coefficients(src, **options)
-    except JPEGError as exc:
+    except (JPEGError, OSError) as exc:
         return exc
     return image if transform is None else transform(image)
