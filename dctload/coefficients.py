@@ -56,14 +56,49 @@ def pad_to_blocks(plane: np.ndarray) -> np.ndarray:
     return np.pad(plane, ((0, -h % BLOCK), (0, -w % BLOCK)), mode="edge")
 
 
+#: JFIF full-range YCbCr (ITU-R BT.601 weights): ``ycbcr = YCBCR_FROM_RGB @ rgb + YCBCR_OFFSET``.
+YCBCR_FROM_RGB = np.array([
+    [0.299, 0.587, 0.114],
+    [-0.168735892, -0.331264108, 0.5],
+    [0.5, -0.418687589, -0.081312411],
+])
+YCBCR_OFFSET = np.array([0.0, 128.0, 128.0])
+
+
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """JFIF full-range RGB -> YCbCr (ITU-R BT.601 weights), float64 (..., 3)."""
-    rgb = rgb.astype(np.float64)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    cb = -0.168735892 * r - 0.331264108 * g + 0.5 * b + 128.0
-    cr = 0.5 * r - 0.418687589 * g - 0.081312411 * b + 128.0
-    return np.stack([y, cb, cr], axis=-1)
+    """JFIF full-range RGB -> YCbCr, float64 (..., 3)."""
+    return rgb.astype(np.float64) @ YCBCR_FROM_RGB.T + YCBCR_OFFSET
+
+
+#: The example tables of the JPEG standard (ITU-T T.81, Annex K.1), natural order.
+STANDARD_LUMA_TABLE = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61,
+    12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77,
+    24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101,
+    72, 92, 95, 98, 112, 100, 103, 99,
+])
+STANDARD_CHROMA_TABLE = np.full(64, 99)
+STANDARD_CHROMA_TABLE.reshape(8, 8)[:4, :4] = [
+    [17, 18, 24, 47],
+    [18, 21, 26, 66],
+    [24, 26, 56, 99],
+    [47, 66, 99, 99],
+]
+
+
+def standard_tables(quality: int, baseline: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(luma, chroma) quantization tables of IJG libjpeg's ``jpeg_set_quality``: the
+    standard tables scaled by ``5000 / q`` below quality 50, ``200 - 2 q`` above, each
+    step clamped to 1..255 (``baseline``) or 1..32767."""
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be within 1..100, not {quality}")
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    top = 255 if baseline else 32767
+    return tuple(np.clip((base * scale + 50) // 100, 1, top) for base in (STANDARD_LUMA_TABLE, STANDARD_CHROMA_TABLE))
 
 
 def cmyk_to_rgb(cmyk: np.ndarray, inverted: bool) -> np.ndarray:

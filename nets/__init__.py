@@ -5,6 +5,8 @@ JPEG" beside torchvision's RGB ResNet-50, built by name::
     logits = model(y, cbcr)      # the dctload.batch contract
 
 DCT models accept ``channels="dctnet24"`` (or ``in_channels=(Cy, Cc)``) for channel subsets.
+JPEG-DL's learnable requantization: ``with_requantization`` (DCT input) and
+``with_jpeg_layer`` (any RGB classifier); ``make_optimizers`` gives the steps their group.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from torch import nn
 
 from . import resnet_dct
 from .blocks import Bottleneck, Normalize
+from .jpeg_dl import DCTRequantize, JPEGLayer, Quantizer, with_jpeg_layer, with_requantization
+from .optim import make_optimizers
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
