@@ -83,5 +83,7 @@ setup(
         "torch": ["torch>=2.1", "torchvision>=0.16"],
         "bench": ["pillow>=10", "scikit-image>=0.21", "jpeglib>=1.0", "tqdm>=4.60"],
         "test": ["pytest>=7", "hypothesis>=6", "pillow>=10.2", "jpeglib>=1.0", "psutil>=5"],
+        "train": ["tqdm>=4.60", "matplotlib>=3.6", "tensorboard>=2.12"],
     },
+    entry_points={"console_scripts": ["dctload = dctload.cli:main"]},
 )

@@ -74,6 +74,17 @@ def _random_view(photo, size, rng: np.random.Generator):
     return view
 
 
+def _save_jpeg(image, path: pathlib.Path, rng: np.random.Generator) -> None:
+    """Saves with one draw of :func:`encoding_plan` (ImageNet's qualities and samplings)."""
+    plan = encoding_plan(rng)
+    if plan.pop("grayscale", False):
+        image = image.convert("L")
+    out = io.BytesIO()
+    image.save(out, "JPEG", **plan)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(out.getvalue())
+
+
 def generate(root: str | os.PathLike, num_images: int = 300, seed: int = 0) -> pathlib.Path:
     """Writes ``num_images`` JPEGs under ``root/<photo>/<index>.JPEG`` and returns ``root``."""
     rng = np.random.default_rng(seed)
@@ -84,15 +95,71 @@ def generate(root: str | os.PathLike, num_images: int = 300, seed: int = 0) -> p
     for i in range(num_images):
         label = names[i % len(names)]
         size = sizes[rng.choice(len(sizes), p=weights)]
-        plan = encoding_plan(rng)
-        image = _random_view(photos[label], size, rng)
-        if plan.pop("grayscale", False):
-            image = image.convert("L")
-        out = io.BytesIO()
-        image.save(out, "JPEG", **plan)
-        folder = root / label
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{i:05d}.JPEG").write_bytes(out.getvalue())
+        _save_jpeg(_random_view(photos[label], size, rng), root / label / f"{i:05d}.JPEG", rng)
+    return root
+
+
+# ---- Procedural shapes: a labelled folder that a network can learn in minutes ----
+
+#: Classes of :func:`make_shapes`, each a shape or texture in random colours.
+SHAPE_CLASSES = ("disc", "stripes", "checker", "gradient", "square", "ring", "cross", "blobs")
+
+
+def _shape_image(kind: str, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """One (height, width, 3) uint8 image of ``kind``: random colours, placement, scale, noise."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    side = min(height, width)
+    cy, cx = rng.uniform(0.35, 0.65) * height, rng.uniform(0.35, 0.65) * width
+    radius = rng.uniform(0.2, 0.4) * side
+    angle = rng.uniform(0, np.pi)
+    u = (xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)
+    v = -(xx - cx) * np.sin(angle) + (yy - cy) * np.cos(angle)
+    period = rng.uniform(0.12, 0.3) * side
+    if kind == "disc":
+        mask = np.hypot(u, v) < radius
+    elif kind == "square":
+        mask = np.maximum(np.abs(u), np.abs(v)) < radius * 0.85
+    elif kind == "stripes":
+        mask = np.sin(2 * np.pi * u / period) > 0
+    elif kind == "checker":
+        mask = (np.sin(2 * np.pi * u / period) > 0) ^ (np.sin(2 * np.pi * v / period) > 0)
+    elif kind == "ring":
+        mask = np.abs(np.hypot(u, v) - radius) < radius * 0.3
+    elif kind == "cross":
+        mask = (np.minimum(np.abs(u), np.abs(v)) < radius * 0.3) & (np.maximum(np.abs(u), np.abs(v)) < radius)
+    elif kind == "blobs":
+        field = sum(np.sin(2 * np.pi * (xx * a + yy * b) / side + c)
+                    for a, b, c in rng.uniform([-3, -3, 0], [3, 3, 2 * np.pi], (4, 3)))
+        mask = field > 0
+    elif kind == "gradient":
+        mask = np.clip(u / side + 0.5, 0, 1)
+    else:
+        raise ValueError(f"unknown shape class {kind!r}; known: {SHAPE_CLASSES}")
+    foreground, background = rng.uniform(0, 255, (2, 3))
+    while np.abs(foreground - background).sum() < 120:  # enough contrast to see the shape
+        foreground, background = rng.uniform(0, 255, (2, 3))
+    mask = np.asarray(mask, dtype=np.float64)[..., None]
+    image = mask * foreground + (1 - mask) * background + rng.normal(0, 8, (height, width, 3))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def make_shapes(root: str | os.PathLike, num_classes: int = 4, train_per_class: int = 150, val_per_class: int = 50,
+                sizes: tuple[int, int] = (64, 160), seed: int = 0) -> pathlib.Path:
+    """Writes ``root/train/<class>/*.JPEG`` and ``root/val/<class>/*.JPEG``: the first
+    ``num_classes`` of :data:`SHAPE_CLASSES`, sides drawn from ``sizes`` (partial edge
+    blocks included), encoded with ImageNet's mix of qualities and chroma samplings."""
+    from PIL import Image
+
+    if not 2 <= num_classes <= len(SHAPE_CLASSES):
+        raise ValueError(f"num_classes must be within 2..{len(SHAPE_CLASSES)}, not {num_classes}")
+    rng = np.random.default_rng(seed)
+    root = pathlib.Path(root)
+    for split, count in (("train", train_per_class), ("val", val_per_class)):
+        for i in range(count):
+            for kind in SHAPE_CLASSES[:num_classes]:
+                height, width = rng.integers(sizes[0], sizes[1] + 1, 2)
+                image = Image.fromarray(_shape_image(kind, int(height), int(width), rng))
+                _save_jpeg(image, root / split / kind / f"{i:05d}.JPEG", rng)
     return root
 
 

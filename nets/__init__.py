@@ -17,7 +17,7 @@ from torch import nn
 
 from . import resnet_dct
 from .blocks import Bottleneck, Normalize
-from .jpeg_dl import DCTRequantize, JPEGLayer, Quantizer, with_jpeg_layer, with_requantization
+from .jpeg_dl import DCTModel, DCTRequantize, JPEGLayer, Quantizer, with_jpeg_layer, with_requantization
 from .optim import make_optimizers
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
@@ -28,11 +28,30 @@ def register_model(fn: Callable[..., nn.Module], name: str | None = None) -> Cal
     return fn
 
 
-def resnet50(num_classes: int = 1000, zero_init_residual: bool = False, **kwargs) -> nn.Module:
-    """torchvision's RGB ResNet-50 (v1.5: stride on the 3x3 conv), the baseline."""
+def resnet50(num_classes: int = 1000, zero_init_residual: bool = False, width: float = 1.0, **kwargs) -> nn.Module:
+    """torchvision's RGB ResNet-50 (v1.5: stride on the 3x3 conv), the baseline. ``width``
+    other than 1 scales every stage (torchvision's blocks, for quick experiments)."""
     import torchvision
+    from torchvision.models.resnet import Bottleneck as TorchvisionBottleneck
 
-    return torchvision.models.resnet50(num_classes=num_classes, zero_init_residual=zero_init_residual, **kwargs)
+    model = torchvision.models.resnet50(num_classes=num_classes, zero_init_residual=zero_init_residual, **kwargs)
+    if width == 1.0:
+        return model
+    stem = resnet_dct.scaled((64,), width)[0]
+    model.conv1 = nn.Conv2d(3, stem, kernel_size=7, stride=2, padding=3, bias=False)
+    model.bn1 = nn.BatchNorm2d(stem)
+    model.inplanes = stem
+    for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3))):
+        layer = model._make_layer(TorchvisionBottleneck, resnet_dct.scaled((planes,), width)[0], blocks,
+                                  stride=1 if i == 0 else 2)
+        setattr(model, f"layer{i + 1}", layer)
+    model.fc = nn.Linear(model.inplanes, num_classes)
+    resnet_dct.initialize(model)
+    if zero_init_residual:
+        for m in model.modules():
+            if isinstance(m, TorchvisionBottleneck):
+                nn.init.zeros_(m.bn3.weight)
+    return model
 
 
 for _fn in (resnet_dct.upsampling, resnet_dct.upsampling_rfa, resnet_dct.deconvolution_rfa, resnet_dct.downsampling,

@@ -32,9 +32,9 @@ from torch.nn import functional as F
 
 from dctload import batch, coefficients, pixels
 
+from .data import IMAGENET_MEAN, IMAGENET_STD
+
 PROXIES = ("soft", "noise", "ste", "cubic")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 MIN_STEP, MAX_STEP = 1e-5, 255.0  # JPEG-DL's clamp; 255 is baseline JPEG's largest step
 
 
@@ -234,20 +234,22 @@ class JPEGLayer(nn.Module):
             return (rgb / 255.0 - self.mean) / self.std
 
 
-class RequantizedModel(nn.Module):
-    """A DCT network behind requantization and then normalization, in that order: feed
-    it the loader's batches in JPEG units (no ``Normalize`` in the transform)."""
+class DCTModel(nn.Module):
+    """A DCT network with its input steps in their only valid order: requantize
+    (optional, JPEG units in), then normalize, then the network. Feed it the loader's
+    batches in JPEG units (no ``Normalize`` in the transform)."""
 
-    def __init__(self, requantize: DCTRequantize, normalize: nn.Module | None, network: nn.Module):
+    def __init__(self, network: nn.Module, normalize: nn.Module | None = None, requantize: DCTRequantize | None = None):
         super().__init__()
         self.requantize, self.normalize, self.network = requantize, normalize, network
         self._units_checked = False
 
     def forward(self, y: torch.Tensor, cbcr: torch.Tensor) -> torch.Tensor:
-        if not self._units_checked and not torch.compiler.is_compiling():
-            self._units_checked = True
-            _warn_if_normalized(y)
-        y, cbcr = self.requantize(y, cbcr)
+        if self.requantize is not None:
+            if not self._units_checked and not torch.compiler.is_compiling():
+                self._units_checked = True
+                _warn_if_normalized(y)
+            y, cbcr = self.requantize(y, cbcr)
         if self.normalize is not None:
             y, cbcr = self.normalize(y, cbcr)
         return self.network(y, cbcr)
@@ -262,10 +264,10 @@ def _warn_if_normalized(y: torch.Tensor) -> None:
                       "pass the statistics to with_requantization(normalize=...)", stacklevel=3)
 
 
-def with_requantization(network: nn.Module, normalize: nn.Module | None = None, **requantize_options) -> RequantizedModel:
+def with_requantization(network: nn.Module, normalize: nn.Module | None = None, **requantize_options) -> DCTModel:
     """``network`` (a DCT model) behind a :class:`DCTRequantize` and then ``normalize``
     (a ``nets.Normalize``; the loader must then not normalize)."""
-    return RequantizedModel(DCTRequantize(**requantize_options), normalize, network)
+    return DCTModel(network, normalize, DCTRequantize(**requantize_options))
 
 
 def with_jpeg_layer(model: nn.Module, **layer_options) -> nn.Sequential:

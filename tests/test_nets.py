@@ -158,3 +158,13 @@ def test_normalize_module_matches_the_cpu_transform():
     cpu = [T.Normalize(mean, std)((a, b)) for a, b in zip(y, cbcr)]
     torch.testing.assert_close(ours[0], torch.stack([c[0] for c in cpu]))
     torch.testing.assert_close(ours[1], torch.stack([c[1] for c in cpu]))
+
+
+@pytest.mark.parametrize("name", nets.list_models())
+def test_width_scales_every_model(name):
+    full = nets.create_model(name, num_classes=7)
+    small = nets.create_model(name, num_classes=7, width=0.25)
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    assert count(small) < count(full) / 8
+    inputs = (torch.randn(2, 3, 64, 64),) if name == "resnet50" else (torch.randn(2, 64, 8, 8), torch.randn(2, 128, 4, 4))
+    assert small.eval()(*inputs).shape == (2, 7)

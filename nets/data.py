@@ -1,0 +1,119 @@
+"""Training and validation loaders for DCT and RGB models, each with its own best
+pipeline: dctload's coefficients for DCT models, ``decode_jpeg`` + transforms.v2 for RGB.
+
+Augmentation is seeded per (seed, epoch, sample): results do not depend on the number of
+workers, on persistent workers or on where a run was resumed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torchvision
+import torchvision.transforms.v2
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
+
+import dctload
+import dctload.transforms as T
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resize_size(size: int) -> int:
+    """The validation resize for a crop of ``size``: ImageNet's 256 for 224."""
+    return round(size * 256 / 224)
+
+
+def dct_transform(train: bool, size: int, channels=None, scale=(0.08, 1.0)):
+    """The DCT recipe in JPEG units (normalization belongs to the model, after any
+    requantization): RandomResizedCrop + flip, or Resize + CenterCrop."""
+    steps = [T.RandomResizedCrop(size, scale), T.RandomHorizontalFlip()] if train else \
+        [T.Resize(resize_size(size)), T.CenterCrop(size)]
+    steps.append(T.ToTensor())
+    if channels is not None:
+        steps.append(T.SelectChannels(channels))
+    return T.Compose(steps)
+
+
+def rgb_transform(train: bool, size: int, scale=(0.08, 1.0)):
+    """torchvision's ImageNet recipe on decoded uint8 tensors (transforms.v2)."""
+    v2 = torchvision.transforms.v2
+    geometry = [v2.RandomResizedCrop(size, scale, antialias=True), v2.RandomHorizontalFlip()] if train else \
+        [v2.Resize(resize_size(size), antialias=True), v2.CenterCrop(size)]
+    return v2.Compose([*geometry, v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def decode_rgb(path: str) -> torch.Tensor:
+    """libjpeg-turbo through torchvision, any JPEG colour space to 3-channel RGB."""
+    return torchvision.io.decode_image(path, mode=torchvision.io.ImageReadMode.RGB)
+
+
+def image_folder(root, dct: bool, train: bool, size: int, channels=None, scale=(0.08, 1.0), on_error: str = "raise"):
+    if dct:
+        return dctload.DCTImageFolder(root, transform=dct_transform(train, size, channels, scale), on_error=on_error)
+    return torchvision.datasets.ImageFolder(root, transform=rgb_transform(train, size, scale), loader=decode_rgb)
+
+
+class EpochSeeded(Dataset):
+    """Fetches ``(epoch, index)`` keys with the torch RNG seeded from (seed, epoch, index),
+    restoring the caller's RNG afterwards."""
+
+    def __init__(self, dataset: Dataset, seed: int):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        epoch, index = key
+        state = np.random.SeedSequence([self.seed, epoch, index]).generate_state(1, dtype=np.uint64)[0]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(state))
+            return self.dataset[index]
+
+
+class EpochSampler(Sampler):
+    """A ``DistributedSampler`` (shuffled from (seed, epoch), one shard per rank) that
+    yields ``(epoch, index)`` keys for :class:`EpochSeeded`."""
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int, seed: int):
+        self.shards = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.shards.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.shards)
+
+    def __iter__(self):
+        return ((self.epoch, index) for index in self.shards)
+
+
+def collate_for(dct: bool):
+    return dctload.collate if dct else torch.utils.data.default_collate
+
+
+def _worker_init(_):
+    torch.set_num_threads(1)
+
+
+def train_loader(dataset: Dataset, batch_size: int, workers: int, seed: int, rank: int = 0, world: int = 1,
+                 dct: bool = True, pin_memory: bool = False) -> DataLoader:
+    """Shuffled, sharded, epoch-seeded batches (``loader.sampler.set_epoch`` each epoch);
+    the last incomplete batch is dropped, as ImageNet scripts do."""
+    return DataLoader(EpochSeeded(dataset, seed), batch_size=batch_size,
+                      sampler=EpochSampler(dataset, world, rank, seed), num_workers=workers,
+                      collate_fn=collate_for(dct), pin_memory=pin_memory, drop_last=True,
+                      persistent_workers=workers > 0, worker_init_fn=_worker_init if workers else None)
+
+
+def val_loader(dataset: Dataset, batch_size: int, workers: int, rank: int = 0, world: int = 1,
+               dct: bool = True, pin_memory: bool = False) -> DataLoader:
+    """Every image exactly once over all ranks (strided shards, no padding)."""
+    shard = Subset(dataset, range(rank, len(dataset), world))
+    return DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_for(dct),
+                      pin_memory=pin_memory, persistent_workers=workers > 0,
+                      worker_init_fn=_worker_init if workers else None)

@@ -1,0 +1,60 @@
+"""Evaluate a ``nets.train`` checkpoint: top-1/top-5 and loss on a folder's validation split::
+
+    python -m nets.evaluate runs/thinner/best.pt [--root ROOT] [--split val]
+
+The model, its input size, channels and normalization statistics come from the checkpoint.
+Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+
+import dctload.stats
+import nets
+from nets import data as loaders
+from nets import train
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nets.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--root", default=None, help="default: the training run's ROOT")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--device", default=None)
+    options = parser.parse_args(argv)
+    checkpoint = train.load_checkpoint(options.checkpoint)
+    args = argparse.Namespace(**checkpoint["args"])
+    env = train.Distributed(options.device)
+    dct = nets.is_dct_model(args.model)
+    folder = os.path.join(options.root or args.root, options.split)
+    dataset = loaders.image_folder(folder, dct, False, args.size, args.channels, on_error=args.on_error)
+    if dataset.classes != checkpoint["classes"]:
+        raise SystemExit(f"{folder}: classes {dataset.classes} are not the checkpoint's {checkpoint['classes']}")
+    stats = None
+    if checkpoint["stats"] is not None:
+        saved = checkpoint["stats"]
+        stats = dctload.stats.NormalizationStats(tuple(np.asarray(a) for a in saved["mean"]),
+                                                 tuple(np.asarray(a) for a in saved["std"]), saved["count"])
+    model = train.build_model(args, len(dataset.classes), stats)
+    model.load_state_dict(checkpoint["model"])
+    model = model.to(env.device, memory_format=torch.channels_last if args.channels_last else torch.contiguous_format)
+    batches = loaders.val_loader(dataset, options.batch_size, options.workers, env.rank, env.world, dct)
+    result = train.evaluate(model, batches, nn.CrossEntropyLoss(), args, env)
+    if env.main:
+        print(json.dumps({"checkpoint": options.checkpoint, "epoch": checkpoint["epoch"], "model": args.model, **result}))
+    env.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
