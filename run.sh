@@ -3,6 +3,7 @@
 #   bash run.sh bench [FOLDER] [--quick]   the loader benchmark against RGB decoding
 #   bash run.sh test [PYTEST ARGS]         the test suite (what CI runs)
 #   bash run.sh test-sanitized [ARGS]      the suite under ASan + UBSan (CI runs it too)
+#   bash run.sh fuzz [SECONDS]             fuzz the reader (atheris), 120 s by default
 # Creates .venv with the pinned requirements and builds the C extension on first use.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -61,8 +62,17 @@ case "$command" in
         exec "${sanitized[@]}" -m pytest tests --ignore=tests/test_nets.py --ignore=tests/test_train.py \
             --ignore=tests/test_jpeg_dl.py --ignore=tests/test_pixels.py -k "not memory_flat" "$@"
         ;;
+    fuzz)
+        # Seeds from ../shared/data; a crash, a 10 s input or 3 GB of memory fails the run
+        # and leaves the input in build/fuzz-artifacts/ (make it a file of fuzz/regressions/).
+        ensure_env
+        mkdir -p build/fuzz-work build/fuzz-artifacts
+        .venv/bin/python fuzz/make_corpus.py build/fuzz-corpus
+        exec .venv/bin/python fuzz/fuzz_reader.py build/fuzz-work build/fuzz-corpus -max_total_time="${1:-120}" \
+            -timeout=10 -rss_limit_mb=3072 -artifact_prefix=build/fuzz-artifacts/ -print_final_stats=1
+        ;;
     *)
-        echo "usage: bash run.sh bench [FOLDER] [--quick] | test [PYTEST ARGS] | test-sanitized [PYTEST ARGS]" >&2
+        echo "usage: bash run.sh bench [FOLDER] [--quick] | test [PYTEST ARGS] | test-sanitized [PYTEST ARGS] | fuzz [SECONDS]" >&2
         exit 2
         ;;
 esac

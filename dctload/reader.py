@@ -145,9 +145,15 @@ def read_coefficients(
         for (h_blocks, w_blocks), (memory, row_stride) in zip(header["blocks"], buffer)
     ]
     arrays += [None] * (3 - len(arrays))
+    tables = np.frombuffer(qt, dtype=np.uint16).reshape(-1, 64).copy()
+    for component, table in enumerate(tables):
+        if not table.all():
+            # libjpeg does not check; T.81 (B.2.4.1) forbids it, and the coefficients
+            # it scales would all dequantize to 0: a silently wrong image.
+            raise JPEGError(f"the quantization table of component {component} has a zero step", name)
     return DCTImage(
         *arrays,
-        qt=np.frombuffer(qt, dtype=np.uint16).reshape(-1, 64).copy(),
+        qt=tables,
         width=header["width"],
         height=header["height"],
         sampling=header["sampling"],

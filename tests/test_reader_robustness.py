@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -158,3 +159,28 @@ def test_exif_payload_read_from_shared_orientation_file():
     path = shared_path("jpeg-edge/dali-orientation/padlock-406986_640_rotate_90.jpg")
     image = dctload.read_coefficients(path)
     assert image.orientation == 6 and image.exif[:2] in (b"II", b"MM")
+
+
+FUZZ_REGRESSIONS = sorted((pathlib.Path(__file__).resolve().parents[1] / "fuzz" / "regressions").glob("*"))
+
+
+@pytest.mark.parametrize("path", FUZZ_REGRESSIONS, ids=[p.name for p in FUZZ_REGRESSIONS])
+def test_inputs_the_fuzzer_found_stay_fixed(path):
+    """Each file of fuzz/regressions once failed fuzz/fuzz_reader.py: now a JPEGError or a sound image."""
+    data = path.read_bytes()
+    for options in ({}, {"strict": True}, {"fallback": "pixels"}):
+        try:
+            image = dctload.read_coefficients(data, **options)
+        except dctload.JPEGError:
+            continue
+        assert all(table.min() >= 1 for table in image.qt)
+        assert_read_or_jpeg_error(data)
+
+
+def test_a_zero_quantization_step_is_refused():
+    with pytest.raises(dctload.JPEGError, match="component 0 has a zero step"):
+        dctload.read_coefficients(regression_file("zero-quantization-step.jpg"))
+
+
+def regression_file(name: str) -> bytes:
+    return (pathlib.Path(__file__).resolve().parents[1] / "fuzz" / "regressions" / name).read_bytes()

@@ -1,0 +1,53 @@
+"""Fuzzing target for the reader (atheris, libFuzzer's engine) over the Python API.
+
+    python fuzz/fuzz_reader.py CORPUS_DIR [SEED_DIR ...] -max_total_time=120 -timeout=10 -rss_limit_mb=2048
+
+Each input goes through ``read_header`` and ``read_coefficients`` (with and without
+``strict`` and the pixel fallback). A ``JPEGError`` (or ``OSError``) is the expected
+answer to bad bytes; anything else, a crash, an input slower than ``-timeout`` seconds or
+memory past ``-rss_limit_mb`` fails the run and leaves a ``crash-*``/``timeout-*``/``oom-*``
+file to turn into a regression test. ``bash run.sh fuzz [SECONDS]`` seeds a corpus from
+``../shared/data/jpeg-edge`` and mutated ImageNet samples and runs it.
+"""
+
+import sys
+
+import atheris
+
+with atheris.instrument_imports():
+    import numpy as np
+
+    import dctload
+
+MAX_PIXELS = 1 << 24  # refuse images above 16 MP, as a loader would: bombs are refused, not decoded
+
+
+def touch(image) -> None:
+    for plane in image.components:  # read every coefficient: a bad view would fault here
+        if plane.dtype != np.int16:
+            raise AssertionError(f"coefficients of dtype {plane.dtype}")
+        int(np.abs(plane.astype(np.int32)).sum())
+    for table in image.qt:
+        if table.shape != (64,) or table.min() < 1:
+            raise AssertionError(f"bad quantization table {table}")
+
+
+def test_one_input(data: bytes) -> None:
+    try:
+        dctload.read_header(data)
+    except dctload.JPEGError:
+        pass
+    for options in ({}, {"strict": True}, {"fallback": "pixels"}):
+        try:
+            touch(dctload.read_coefficients(data, max_pixels=MAX_PIXELS, **options))
+        except dctload.JPEGError:
+            pass
+
+
+def main() -> None:
+    atheris.Setup(sys.argv, test_one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
