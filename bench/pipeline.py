@@ -31,7 +31,6 @@ TARGETS = (
     ("validation recipe >= 3.0x Pillow", "val: Pillow + transforms", "val: dctload", 3.0, ">="),
     ("2 workers >= 1.8x one", "train: DataLoader, 1 worker", "train: DataLoader, 2 workers", 1.8, ">="),
 )
-IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
 def recipes():
@@ -50,8 +49,9 @@ def contestants(files: list[pathlib.Path], datas: list[bytes], root: pathlib.Pat
     import torch
     import torchvision.io
     import torchvision.transforms as v1
-    import torchvision.transforms.v2 as v2
     from PIL import Image
+
+    from nets.data import IMAGENET_MEAN, IMAGENET_STD, rgb_transform
 
     torch.set_num_threads(1)
     tensors = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
@@ -59,9 +59,8 @@ def contestants(files: list[pathlib.Path], datas: list[bytes], root: pathlib.Pat
     pil_train = v1.Compose([v1.RandomResizedCrop(224), v1.RandomHorizontalFlip(), v1.ToTensor(),
                             v1.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     pil_val = v1.Compose([v1.Resize(256), v1.CenterCrop(224), v1.ToTensor(), v1.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-    tail = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-    v2_train = v2.Compose([v2.RandomResizedCrop(224, antialias=True), v2.RandomHorizontalFlip(), *tail])
-    v2_val = v2.Compose([v2.Resize(256, antialias=True), v2.CenterCrop(224), *tail])
+    # torchvision's ImageNet recipe on decode_jpeg's tensors: the one nets.train gives resnet50
+    v2_train, v2_val = rgb_transform(train=True, size=224), rgb_transform(train=False, size=224)
 
     def each(step, items):
         def one_pass():

@@ -13,11 +13,9 @@ import json
 import os
 import sys
 
-import numpy as np
 import torch
 from torch import nn
 
-import dctload.stats
 import nets
 from nets import data as loaders
 from nets import train
@@ -40,12 +38,7 @@ def main(argv=None) -> int:
     dataset = loaders.image_folder(folder, dct, False, args.size, args.channels, on_error=args.on_error)
     if dataset.classes != checkpoint["classes"]:
         raise SystemExit(f"{folder}: classes {dataset.classes} are not the checkpoint's {checkpoint['classes']}")
-    stats = None
-    if checkpoint["stats"] is not None:
-        saved = checkpoint["stats"]
-        stats = dctload.stats.NormalizationStats(tuple(np.asarray(a) for a in saved["mean"]),
-                                                 tuple(np.asarray(a) for a in saved["std"]), saved["count"])
-    model = train.build_model(args, len(dataset.classes), stats)
+    model = train.build_model(args, len(dataset.classes), checkpoint["stats"])
     model.load_state_dict(checkpoint["model"])
     model = model.to(env.device, memory_format=torch.channels_last if args.channels_last else torch.contiguous_format)
     batches = loaders.val_loader(dataset, options.batch_size, options.workers, env.rank, env.world, dct)

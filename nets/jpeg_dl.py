@@ -217,7 +217,6 @@ class JPEGLayer(nn.Module):
         if "channels" in requantize_options:
             raise ValueError("the pixel JPEG layer quantizes every frequency: channels is for DCT input")
         self.requantize = DCTRequantize(**requantize_options)
-        self.normalized = mean is not None
         self.register_buffer("mean", torch.tensor(mean or (0.0,) * 3).reshape(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std or (1.0,) * 3).reshape(1, 3, 1, 1))
 

@@ -368,7 +368,7 @@ def main(argv=None) -> int:
                 "version": CHECKPOINT_VERSION, "model": core.state_dict(), "epoch": epoch + 1, "best_acc1": best_acc1,
                 "optimizers": [o.state_dict() for o in optimizers], "schedulers": [s.state_dict() for s in schedulers],
                 "scaler": scaler.state_dict(), "rng": rngs, "args": vars(args), "classes": train_set.classes,
-                "stats": None if stats is None else {"mean": stats.mean, "std": stats.std, "count": stats.count},
+                "stats": stats,
             }
             save_atomically(checkpoint, output / "checkpoint.pt")
             if improved:
