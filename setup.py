@@ -84,6 +84,7 @@ setup(
         "bench": ["pillow>=10", "scikit-image>=0.21", "jpeglib>=1.0", "tqdm>=4.60"],
         "test": ["pytest>=7", "hypothesis>=6", "pillow>=10.2", "jpeglib>=1.0", "psutil>=5"],
         "train": ["tqdm>=4.60", "matplotlib>=3.6", "tensorboard>=2.12"],
+        "dali": ["nvidia-dali-cuda120>=1.30"],
     },
     entry_points={"console_scripts": ["dctload = dctload.cli:main"]},
 )

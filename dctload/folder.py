@@ -66,6 +66,23 @@ class DCTImageFolder(DatasetFolder):
         self.skip_log = os.fspath(skip_log)
         self._reported = 0
 
+    @classmethod
+    def from_samples(cls, samples, transform: Callable | None = None, **options) -> "DCTImageFolder":
+        """A dataset over given ``(path, class index)`` samples (a file list, a flat
+        folder) instead of a ``root/class_x/`` scan; ``classes`` are the indices' names."""
+        samples = [(os.fspath(path), int(target)) for path, target in samples]
+        if not samples:
+            raise ValueError("no samples given")
+        with tempfile.TemporaryDirectory() as empty:
+            os.mkdir(os.path.join(empty, "0"))
+            dataset = cls(empty, transform=transform, allow_empty=True, **options)
+        dataset.root = os.path.commonpath([os.path.dirname(path) or "." for path, _ in samples])
+        dataset.classes = [str(k) for k in range(max(t for _, t in samples) + 1)]
+        dataset.class_to_idx = {name: k for k, name in enumerate(dataset.classes)}
+        dataset.samples = dataset.imgs = samples
+        dataset.targets = [t for _, t in samples]
+        return dataset
+
     def read(self, path: str) -> DCTImage:
         """The loader: coefficients of one file (pixels route for non-YCbCr colour spaces)."""
         return read_coefficients(path, fallback="pixels", max_pixels=self.max_pixels)

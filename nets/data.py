@@ -20,27 +20,17 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def resize_size(size: int) -> int:
-    """The validation resize for a crop of ``size``: ImageNet's 256 for 224."""
-    return round(size * 256 / 224)
-
-
 def dct_transform(train: bool, size: int, channels=None, scale=(0.08, 1.0)):
     """The DCT recipe in JPEG units (normalization belongs to the model, after any
     requantization): RandomResizedCrop + flip, or Resize + CenterCrop."""
-    steps = [T.RandomResizedCrop(size, scale), T.RandomHorizontalFlip()] if train else \
-        [T.Resize(resize_size(size)), T.CenterCrop(size)]
-    steps.append(T.ToTensor())
-    if channels is not None:
-        steps.append(T.SelectChannels(channels))
-    return T.Compose(steps)
+    return T.imagenet(train, size, scale, channels)
 
 
 def rgb_transform(train: bool, size: int, scale=(0.08, 1.0)):
     """torchvision's ImageNet recipe on decoded uint8 tensors (transforms.v2)."""
     v2 = torchvision.transforms.v2
     geometry = [v2.RandomResizedCrop(size, scale, antialias=True), v2.RandomHorizontalFlip()] if train else \
-        [v2.Resize(resize_size(size), antialias=True), v2.CenterCrop(size)]
+        [v2.Resize(T.resize_size(size), antialias=True), v2.CenterCrop(size)]
     return v2.Compose([*geometry, v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
@@ -117,3 +107,30 @@ def val_loader(dataset: Dataset, batch_size: int, workers: int, rank: int = 0, w
     return DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_for(dct),
                       pin_memory=pin_memory, persistent_workers=workers > 0,
                       worker_init_fn=_worker_init if workers else None)
+
+
+GPU_LOADERS = ("coefficients", "nvjpeg", "dali", "dali-hybrid")
+
+
+def gpu_loaders(kind: str, train_set, val_set, batch_size: int, workers: int, seed: int, rank: int, world: int,
+                dct: bool, size: int, channels=None, scale=(0.08, 1.0), device=None):
+    """(train, val) loaders that build batches on the GPU (:mod:`dctload.gpu`,
+    :mod:`dctload.dali`) over the folders' samples. DCT models take any of
+    :data:`GPU_LOADERS`; RGB models take ``"dali"`` (DALI's normalized RGB). Augmentation
+    is random per worker, not per (seed, epoch, image): resumed runs are not bit-exact."""
+    if not dct and kind != "dali":
+        raise ValueError(f"RGB models load with 'cpu' or 'dali', not {kind!r}")
+    if kind in ("coefficients", "nvjpeg"):
+        from dctload.gpu import GPULoader
+
+        common = dict(backend=kind, size=size, batch_size=batch_size, workers=workers, device=device,
+                      channels=channels, rank=rank, world=world, seed=seed, scale=scale)
+        return GPULoader(train_set.samples, train=True, **common), GPULoader(val_set.samples, train=False, **common)
+    from dctload.dali import DALILoader
+
+    device = torch.device(device if device is not None else "cuda")
+    device_id = None if device.type == "cpu" else device.index if device.index is not None else torch.cuda.current_device()
+    common = dict(backend=kind, size=size, batch_size=batch_size, num_threads=max(workers, 1), device_id=device_id,
+                  shard_id=rank, num_shards=world, seed=seed, channels=channels, output="dct" if dct else "rgb",
+                  scale=scale)
+    return DALILoader(train_set.samples, train=True, **common), DALILoader(val_set.samples, train=False, **common)

@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--zero-init-residual", action="store_true")
-    p.add_argument("--loader", choices=("cpu",), default="cpu", help="data loading path")
+    p.add_argument("--loader", choices=("cpu", *loaders.GPU_LOADERS), default="cpu",
+                   help="data loading path: cpu (DataLoader workers; exact resume) or a GPU path (dctload.gpu, dctload.dali)")
     p.add_argument("--stats", default=None, help="dctload stats file; estimated from the train set if absent")
     p.add_argument("--stats-images", type=int, default=500, help="train images for estimating statistics")
     p.add_argument("--on-error", choices=("raise", "fallback", "skip"), default="raise", help="bad files (DCT loader)")
@@ -302,8 +303,14 @@ def main(argv=None) -> int:
     if train_set.classes != val_set.classes:
         raise SystemExit(f"train and val classes differ: {train_set.classes} vs {val_set.classes}")
     pin = env.device.type == "cuda"
-    train_batches = loaders.train_loader(train_set, args.batch_size, args.workers, args.seed, env.rank, env.world, dct, pin)
-    val_batches = loaders.val_loader(val_set, args.batch_size, args.workers, env.rank, env.world, dct, pin)
+    if args.loader == "cpu":
+        train_batches = loaders.train_loader(train_set, args.batch_size, args.workers, args.seed, env.rank, env.world,
+                                             dct, pin)
+        val_batches = loaders.val_loader(val_set, args.batch_size, args.workers, env.rank, env.world, dct, pin)
+    else:
+        train_batches, val_batches = loaders.gpu_loaders(
+            args.loader, train_set, val_set, args.batch_size, args.workers, args.seed, env.rank, env.world, dct,
+            args.size, args.channels, tuple(args.crop_scale), env.device)
     if len(train_batches) < args.accumulate:
         raise SystemExit(f"{len(train_set)} training images give {len(train_batches)} batches of {args.batch_size} "
                          f"per process: fewer than --accumulate {args.accumulate}")

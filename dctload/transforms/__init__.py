@@ -25,7 +25,7 @@ from .functional import DCTView
 
 __all__ = [
     "CenterCrop", "Compose", "DCTView", "Normalize", "RandomHorizontalFlip",
-    "RandomResizedCrop", "Resize", "SelectChannels", "ToTensor", "F",
+    "RandomResizedCrop", "Resize", "SelectChannels", "ToTensor", "F", "imagenet", "resize_size",
 ]
 
 
@@ -123,3 +123,21 @@ class SelectChannels(Transform):
 
     def __call__(self, sample):
         return F.select_channels(sample, self.subset)
+
+
+def resize_size(size: int) -> int:
+    """The validation resize for a crop of ``size``: ImageNet's 256 for 224."""
+    return round(size * 256 / 224)
+
+
+def imagenet(train: bool, size: int = 224, scale=(0.08, 1.0), channels=None, last=None) -> Compose:
+    """ImageNet's recipe in JPEG units: RandomResizedCrop(size, scale) + flip for training,
+    Resize(256/224 x size) + CenterCrop(size) for validation, then ``last`` (default
+    :class:`ToTensor`; :class:`dctload.gpu.ToPacket` for GPU resampling) and an optional
+    channel subset. Normalization is left to the model (after any requantization)."""
+    steps = [RandomResizedCrop(size, scale), RandomHorizontalFlip()] if train else \
+        [Resize(resize_size(size)), CenterCrop(size)]
+    steps.append(last if last is not None else ToTensor())
+    if channels is not None:
+        steps.append(SelectChannels(channels))
+    return Compose(steps)

@@ -1,0 +1,248 @@
+"""NVIDIA DALI pipelines that yield the batch contract (:mod:`dctload.batch`).
+
+DALI has no operator that outputs DCT coefficients, so dctload bridges:
+
+- :func:`pixel_pipeline`: DALI reads and decodes (nvJPEG, ``device="mixed"``; or its CPU
+  decoder when ``device_id=None``), crops, resizes and mirrors as torchvision's recipes
+  do, and hands RGB to :func:`dctload.gpu.pixels_to_batch` (or, ``output="rgb"``, the
+  normalized RGB batch of an RGB network: the baseline).
+- :func:`hybrid_pipeline`: ``fn.external_source`` fed by dctload's C reader (entropy
+  decoding on CPU threads, no pixels) with the recipe drawn as the CPU loader draws it;
+  DALI pads and moves the blocks, and :func:`dctload.gpu.resample_packets` resamples them
+  exactly on the GPU.
+
+:class:`DALILoader` wraps either behind the DataLoader's interface. Install DALI with
+``pip install dctload[dali]``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import batch, gpu
+from .transforms import imagenet, resize_size
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _dali():
+    try:
+        import nvidia.dali as dali
+        import nvidia.dali.plugin.pytorch  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            f"NVIDIA DALI is not installed ({exc}): `pip install dctload[dali]` (nvidia-dali-cuda120), "
+            "or use dctload.gpu.GPULoader (backend 'coefficients' or 'nvjpeg'), which needs only torch"
+        ) from None
+    return dali
+
+
+def pixel_pipeline(files: Sequence[str], labels: Sequence[int], train: bool, size: int = 224,
+                   output: str = "dct", batch_size: int = 64, num_threads: int = 4, device_id: int | None = 0,
+                   shard_id: int = 0, num_shards: int = 1, seed: int = 0, scale=(0.08, 1.0),
+                   ratio=(3.0 / 4.0, 4.0 / 3.0)):
+    """A DALI pipeline of torchvision's ImageNet recipe on decoded pixels.
+
+    Train: ``fn.decoders.image_random_crop`` (RandomResizedCrop's area and aspect ranges)
+    -> resize to ``size`` -> coin-flip mirror. Validation: decode -> resize the shorter
+    side to 256/224 x ``size`` -> centre crop. Resizes are antialiased linear, in float.
+    Outputs ``(images, labels)``: float CHW, RGB in 0..255 for ``output="dct"``, or
+    normalized with ImageNet's mean and std for ``output="rgb"``.
+    """
+    dali = _dali()
+    fn, types = dali.fn, dali.types
+    if output not in ("dct", "rgb"):
+        raise ValueError(f'output must be "dct" or "rgb", not {output!r}')
+    decoder = "cpu" if device_id is None else "mixed"
+
+    @dali.pipeline_def(batch_size=batch_size, num_threads=num_threads, device_id=device_id, seed=seed,
+                       prefetch_queue_depth=2)
+    def pipeline():
+        jpegs, targets = fn.readers.file(files=list(files), labels=list(labels), shard_id=shard_id,
+                                         num_shards=num_shards, random_shuffle=train, pad_last_batch=True,
+                                         name="reader", seed=seed)
+        if train:
+            images = fn.decoders.image_random_crop(jpegs, device=decoder, output_type=types.RGB,
+                                                   random_area=list(scale), random_aspect_ratio=list(ratio),
+                                                   num_attempts=10)
+            images = fn.resize(images, resize_x=size, resize_y=size, antialias=True, dtype=types.FLOAT)
+            mirror = fn.random.coin_flip(probability=0.5)
+        else:
+            images = fn.decoders.image(jpegs, device=decoder, output_type=types.RGB)
+            images = _center_crop(dali, _resize_shorter(dali, images, jpegs, resize_size(size)), size)
+            mirror = 0
+        mean, std = ((0.0,) * 3, (1.0,) * 3) if output == "dct" else \
+            ([255 * m for m in IMAGENET_MEAN], [255 * s for s in IMAGENET_STD])
+        images = fn.crop_mirror_normalize(images, mirror=mirror, mean=list(mean), std=list(std),
+                                          dtype=types.FLOAT, output_layout="CHW")
+        return images, targets
+
+    return pipeline()
+
+
+def _resize_shorter(dali, images, jpegs, short: int):
+    """torchvision's ``Resize(short)``: the longer side is truncated, not rounded, and the
+    scale is the integer sizes' ratio (DALI's ``resize_shorter`` rounds and keeps a
+    subpixel scale, which moves every sample)."""
+    shape = dali.fn.peek_image_shape(jpegs, dtype=dali.types.FLOAT)
+    height, width = shape[0], shape[1]
+    shorter = dali.math.min(height, width)
+    return dali.fn.resize(images, resize_y=dali.math.floor(short * height / shorter),
+                          resize_x=dali.math.floor(short * width / shorter), antialias=True,
+                          subpixel_scale=False, dtype=dali.types.FLOAT)
+
+
+def _center_crop(dali, images, size: int):
+    """torchvision's ``CenterCrop``: offset ``round((side - size) / 2)``, halves to even."""
+    shape = dali.fn.cast(images.shape(), dtype=dali.types.FLOAT)
+
+    def offset(side):
+        excess = side - size
+        half = dali.math.floor(excess / 2)
+        odd_half = half - 2 * dali.math.floor(half / 2)
+        return half + (excess - 2 * half) * odd_half
+
+    anchor = dali.fn.stack(offset(shape[0]), offset(shape[1]))
+    extent = dali.types.Constant([size, size], dtype=dali.types.FLOAT)
+    return dali.fn.slice(images, anchor, extent, axes=[0, 1], normalized_anchor=False,
+                         normalized_shape=False)
+
+
+class CoefficientSource:
+    """``fn.external_source`` callback: batches of :class:`dctload.gpu.ToPacket` outputs
+    and labels, read by dctload's C reader on ``num_threads`` threads with the CPU
+    loader's recipe; one shard, reshuffled every epoch (train); raises StopIteration at
+    an epoch's end (the last batch is partial for validation, dropped for training)."""
+
+    def __init__(self, files, labels, train: bool, size: int, batch_size: int, num_threads: int,
+                 shard_id: int = 0, num_shards: int = 1, seed: int = 0, scale=(0.08, 1.0)):
+        self.files, self.labels = list(files), np.asarray(labels, np.int64)
+        self.train, self.batch_size, self.num_threads, self.seed = train, batch_size, num_threads, seed
+        self.recipe = imagenet(train, size, scale, last=gpu.ToPacket())
+        self.shard = np.arange(shard_id, len(self.files), num_shards)
+        self.epoch, self.position, self.order = -1, 0, self.shard
+        self._next_epoch()
+
+    def _next_epoch(self) -> None:
+        self.epoch += 1
+        self.position = 0
+        if self.train:
+            self.order = np.random.default_rng([self.seed, self.epoch]).permutation(self.shard)
+
+    def __len__(self) -> int:
+        n = len(self.shard)
+        return n // self.batch_size if self.train else math.ceil(n / self.batch_size)
+
+    def __call__(self):
+        from .reader import read_batch
+
+        end = self.position + self.batch_size
+        if end > len(self.order) and (self.train or self.position >= len(self.order)):
+            self._next_epoch()
+            raise StopIteration
+        indices = self.order[self.position:end]
+        self.position = end
+        packets = read_batch([self.files[i] for i in indices], num_threads=self.num_threads,
+                             transform=self.recipe, fallback="pixels")
+        columns = [[p[k].numpy() for p in packets] for k in range(5)]
+        return (*columns, [self.labels[i: i + 1] for i in indices])
+
+
+def hybrid_pipeline(source: CoefficientSource, device_id: int | None = 0, num_threads: int = 2):
+    """DALI pipeline around a :class:`CoefficientSource`: pads each batch's blocks to its
+    largest plane (``fn.pad``) and moves them to the GPU; outputs the five packet
+    tensors and the labels, for :func:`dctload.gpu.resample_packets`."""
+    dali = _dali()
+    fn, types = dali.fn, dali.types
+
+    @dali.pipeline_def(batch_size=source.batch_size, num_threads=num_threads, device_id=device_id,
+                       prefetch_queue_depth=2)
+    def pipeline():
+        y, cb, cr, tables, geometry, labels = fn.external_source(
+            source=source, num_outputs=6, batch=True,
+            dtype=[types.INT16, types.INT16, types.INT16, types.FLOAT, types.FLOAT64, types.INT64])
+        outputs = [fn.pad(y), fn.pad(cb), fn.pad(cr), tables, geometry, labels]
+        return tuple(o.gpu() for o in outputs) if device_id is not None else tuple(outputs)
+
+    return pipeline()
+
+
+class DALILoader:
+    """``((y, cbcr), targets)`` batches from DALI, with a DataLoader's interface.
+
+    ``backend``: ``"dali"`` (:func:`pixel_pipeline`, pixels converted on the device) or
+    ``"dali-hybrid"`` (:func:`hybrid_pipeline`, exact DCT-domain resampling);
+    ``output="rgb"`` gives the RGB baseline's normalized images instead of ``(y, cbcr)``
+    (``"dali"`` only). ``device_id=None`` runs DALI on the CPU (tests, CI). Shards for
+    DistributedDataParallel: ``shard_id``/``num_shards``; validation yields every file of
+    a shard once per epoch (the reader's padding is dropped).
+    """
+
+    def __init__(self, samples: Sequence[tuple[str, int]], backend: str = "dali", train: bool = True,
+                 size: int = 224, batch_size: int = 64, num_threads: int = 4, device_id: int | None = 0,
+                 shard_id: int = 0, num_shards: int = 1, seed: int = 0, channels=None, output: str = "dct",
+                 scale=(0.08, 1.0)):
+        dali = _dali()
+        from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
+
+        if device_id is not None and not torch.cuda.is_available():
+            raise RuntimeError("DALI's GPU pipelines need CUDA, which torch does not see here; pass "
+                               "device_id=None for DALI on the CPU, or use the CPU loader (dctload.DCTImageFolder)")
+        del dali
+        files = [str(p) for p, _ in samples]
+        labels = [int(t) for _, t in samples]
+        self.backend, self.output = backend, output
+        self.device = torch.device("cpu" if device_id is None else f"cuda:{device_id}")
+        self.channels = None if channels is None else tuple(t.to(self.device) for t in batch.channel_indices(channels))
+        policy = LastBatchPolicy.DROP if train else LastBatchPolicy.PARTIAL
+        if backend == "dali":
+            self.pipeline = pixel_pipeline(files, labels, train, size, output, batch_size, num_threads, device_id,
+                                           shard_id, num_shards, seed, scale)
+            self.iterator = DALIGenericIterator([self.pipeline], ["images", "labels"], reader_name="reader",
+                                                last_batch_policy=policy, auto_reset=True)
+            shard = _dali_shard_size(len(files), shard_id, num_shards)
+            self._len = shard // batch_size if train else math.ceil(shard / batch_size)
+        elif backend == "dali-hybrid":
+            if output != "dct":
+                raise ValueError("the dali-hybrid backend yields DCT coefficients only (output='dct')")
+            self.source = CoefficientSource(files, labels, train, size, batch_size, num_threads, shard_id,
+                                            num_shards, seed, scale)
+            self.pipeline = hybrid_pipeline(self.source, device_id)
+            self.iterator = DALIGenericIterator([self.pipeline], ["y", "cb", "cr", "tables", "geometry", "labels"],
+                                                auto_reset=True, last_batch_policy=LastBatchPolicy.PARTIAL)
+            self._len = len(self.source)
+        else:
+            raise ValueError(f"DALILoader backends are 'dali' and 'dali-hybrid', not {backend!r}")
+
+    def __len__(self) -> int:
+        return self._len
+
+    class sampler:  # noqa: N801 - DataLoader's ``loader.sampler.set_epoch``; DALI reshuffles itself
+        @staticmethod
+        def set_epoch(epoch: int) -> None:
+            pass
+
+    def __iter__(self):
+        for (outputs,) in self.iterator:
+            targets = outputs["labels"].reshape(-1).long()
+            if self.backend == "dali-hybrid":
+                packets = [outputs[k] for k in ("y", "cb", "cr", "tables", "geometry")]
+                inputs = gpu.resample_packets(packets)
+            elif self.output == "rgb":
+                yield outputs["images"], targets
+                continue
+            else:
+                inputs = gpu.pixels_to_batch(outputs["images"])
+            if self.channels is not None:
+                inputs = inputs[0].index_select(1, self.channels[0]), inputs[1].index_select(1, self.channels[1])
+            yield inputs, targets
+
+
+def _dali_shard_size(n: int, shard_id: int, num_shards: int) -> int:
+    """Files in DALI reader shard ``shard_id``: contiguous ranges [n*k/N, n*(k+1)/N)."""
+    return n * (shard_id + 1) // num_shards - n * shard_id // num_shards

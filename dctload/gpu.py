@@ -1,0 +1,370 @@
+"""GPU paths to the batch contract (:mod:`dctload.batch`), in torch.
+
+Two ways to get ``(y, cbcr)`` onto a GPU:
+
+- **Pixels decoded on the GPU** (``backend="nvjpeg"``: ``torchvision.io.decode_jpeg``
+  with ``device="cuda"``, batched nvJPEG; DALI's decoders in :mod:`dctload.dali`), then
+  :func:`pixels_to_batch`: YCbCr, chroma to 4:2:0 and the blockwise DCT on the GPU.
+- **Coefficients resampled on the GPU** (``backend="coefficients"``, the hybrid path):
+  worker processes only entropy-decode (dctload's C reader) and draw the augmentation;
+  :class:`ToPacket` ships the quantized blocks under the crop box with the geometry, and
+  :func:`resample_packets` applies the exact crop + resize + flip of
+  :mod:`dctload.transforms` to a whole batch as two dense matrix products per plane. On
+  a GPU a dense product over the box is cheaper than the CPU path's banded one.
+
+:class:`GPULoader` wraps either behind the DataLoader's interface.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+import torchvision.transforms.v2.functional as v2
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from . import batch, coefficients, pixels, transforms
+from .coefficients import BLOCK, AxisMap
+from .errors import JPEGError
+from .folder import DCTImageFolder
+from .reader import read_header
+from .transforms.functional import DCTView
+
+BACKENDS = ("coefficients", "nvjpeg", "dali", "dali-hybrid")
+
+
+# --- pixels -> batch contract --------------------------------------------------------
+
+
+def pixels_to_batch(images: torch.Tensor, color: str = "rgb") -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 3, S_h, S_w) RGB or YCbCr samples in 0..255 (any dtype, any device) -> ``(y, cbcr)``.
+
+    Chroma goes to S/2 with the antialiased bilinear filter that the CPU path uses
+    (from the full-resolution chroma a pixel decoder gives). Sides must be multiples of 16.
+    """
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected (B, 3, H, W) images, got {tuple(images.shape)}")
+    b, _, h, w = images.shape
+    if h % 16 or w % 16:
+        raise ValueError(f"image size {h}x{w} is not a multiple of 16 (whole 4:2:0 MCUs)")
+    images = images.float()
+    if color == "rgb":
+        images = pixels.rgb_to_ycbcr(images)
+    elif color != "ycbcr":
+        raise ValueError(f'color must be "rgb" or "ycbcr", not {color!r}')
+    y = pixels.to_coefficients(images[:, 0])
+    chroma = F.interpolate(images[:, 1:], size=(h // 2, w // 2), mode="bilinear", antialias=True, align_corners=False)
+    cbcr = pixels.to_coefficients(chroma).reshape(b, 2 * 64, h // 16, w // 16)
+    return y, cbcr
+
+
+# --- coefficients resampled on the GPU (hybrid) -------------------------------------
+
+# Geometry of one plane axis as shipped in a packet: start, scale, size, lo, hi, flip.
+_GEOMETRY_FIELDS = 6
+
+
+def _axis_row(axis: AxisMap, shift: int) -> list[float]:
+    return [axis.start - shift, axis.scale, axis.size, axis.lo - shift, axis.hi - shift, float(axis.flip)]
+
+
+def _blocks_under(axis: AxisMap) -> tuple[int, int]:
+    return int(np.floor(axis.lo)) // BLOCK, -(-int(np.ceil(axis.hi)) // BLOCK)
+
+
+class ToPacket(transforms.Transform):
+    """Ends a DCT transform pipeline (in place of ``ToTensor``) for GPU resampling: the
+    quantized blocks under the crop box of each component, the quantization tables and
+    the geometry of each plane axis, as tensors (see :func:`collate_packets`)."""
+
+    def __call__(self, image) -> tuple[torch.Tensor, ...]:
+        view = DCTView.of(image)
+        height, width = view.size
+        if height % 16 or width % 16:
+            raise ValueError(f"output size {height}x{width} is not a multiple of 16 (whole 4:2:0 MCUs); add a crop")
+        img = view.image
+        grids = [(view.rows, view.cols)]
+        if img.cb is not None:
+            h_max = max(h for h, _ in img.sampling)
+            v_max = max(v for _, v in img.sampling)
+            grids += [(view.rows.subsampled(v_max / v, height // 2), view.cols.subsampled(h_max / h, width // 2))
+                      for h, v in img.sampling[1:]]
+        planes, geometry = [], []
+        for plane, (rows, cols) in zip(img.components, grids):
+            (r0, r1), (c0, c1) = _blocks_under(rows), _blocks_under(cols)
+            planes.append(torch.from_numpy(np.ascontiguousarray(plane[r0:r1, c0:c1])))
+            geometry.append([_axis_row(rows, BLOCK * r0), _axis_row(cols, BLOCK * c0)])
+        tables = torch.from_numpy(np.asarray(img.qt[: len(planes)], np.float32).reshape(len(planes), 64))
+        if img.cb is None:  # grayscale: neutral chroma, zero blocks over a valid box
+            zero = torch.zeros((1, 1, 64), dtype=torch.int16)
+            box = [[0.0, BLOCK / (height // 2), height // 2, 0.0, BLOCK, 0.0],
+                   [0.0, BLOCK / (width // 2), width // 2, 0.0, BLOCK, 0.0]]
+            planes += [zero, zero]
+            geometry += [box, box]
+            tables = torch.cat([tables, torch.ones(2, 64)])
+        return planes[0], planes[1], planes[2], tables, torch.tensor(geometry, dtype=torch.float64)
+
+
+def _pad_stack(planes: Sequence[torch.Tensor]) -> torch.Tensor:
+    rows = max(p.shape[0] for p in planes)
+    cols = max(p.shape[1] for p in planes)
+    out = torch.zeros((len(planes), rows, cols, 64), dtype=torch.int16)
+    for i, p in enumerate(planes):
+        out[i, : p.shape[0], : p.shape[1]] = p
+    return out
+
+
+def collate_packets(samples: Sequence) -> tuple:
+    """Batches :class:`ToPacket` outputs (or ``(packet, target)`` pairs): planes zero-padded
+    to the largest in the batch -> ``((Y, Cb, Cr, tables, geometry), targets)``."""
+    if not samples:
+        raise ValueError("cannot collate an empty batch")
+    has_targets = len(samples[0]) == 2
+    packets = [s[0] for s in samples] if has_targets else list(samples)
+    out = (
+        _pad_stack([p[0] for p in packets]),
+        _pad_stack([p[1] for p in packets]),
+        _pad_stack([p[2] for p in packets]),
+        torch.stack([p[3] for p in packets]),
+        torch.stack([p[4] for p in packets]),
+    )
+    if not has_targets:
+        return out
+    return out, torch.utils.data.default_collate([s[1] for s in samples])
+
+
+def axis_operators(geometry: torch.Tensor, length: int, size: int) -> torch.Tensor:
+    """Dense DCT_out . R . IDCT_in operators of a batch of plane axes.
+
+    ``geometry``: (N, 6) rows of :class:`~dctload.coefficients.AxisMap` fields (relative to
+    the shipped blocks); ``length``: coefficient rows (8 x blocks) of the padded planes;
+    ``size``: output samples. Returns float32 (N, size, length); the taps are those of
+    :func:`dctload.coefficients.resize_taps` (antialiased bilinear over the box), flip
+    folded in, built in float64.
+    """
+    start, scale, _, lo, hi, flip = (geometry[:, k, None] for k in range(_GEOMETRY_FIELDS))
+    device = geometry.device
+    outputs = torch.arange(size, device=device, dtype=torch.float64)
+    centres = start + scale * (outputs + 0.5)
+    centres = torch.where(flip > 0.5, centres.flip(-1), centres)
+    support = scale.clamp(min=1.0)
+    positions = torch.arange(length, device=device, dtype=torch.float64)
+    inside = (positions >= lo.floor()[..., None]) & (positions < hi.ceil()[..., None])
+    weights = (1.0 - (positions + 0.5 - centres[..., None]).abs() / support[..., None]).clamp(min=0.0) * inside
+    weights = weights / weights.sum(-1, keepdim=True)
+    d = torch.tensor(coefficients.dct_matrix(), dtype=torch.float64, device=device)
+    n = geometry.shape[0]
+    # blockdiag(D) . W . blockdiag(D^T), one 8x8 product per block on each side.
+    weights = weights.reshape(n, size // BLOCK, BLOCK, length // BLOCK, BLOCK)
+    operator = torch.einsum("vi,noibx,ux->novbu", d, weights, d)
+    return operator.reshape(n, size, length).float()
+
+
+def _interleave(planes: torch.Tensor) -> torch.Tensor:
+    """(N, hb, wb, 64) -> (N, 8 hb, 8 wb): row 8 r + v, column 8 c + u."""
+    n, hb, wb, _ = planes.shape
+    return planes.reshape(n, hb, wb, BLOCK, BLOCK).permute(0, 1, 3, 2, 4).reshape(n, hb * BLOCK, wb * BLOCK)
+
+
+def _resample_planes(planes: torch.Tensor, tables: torch.Tensor, geometry: torch.Tensor,
+                     out_rows: int, out_cols: int) -> torch.Tensor:
+    x = _interleave(planes.float() * tables[:, None, None, :])
+    rows = axis_operators(geometry[:, 0], x.shape[1], out_rows)
+    cols = axis_operators(geometry[:, 1], x.shape[2], out_cols)
+    z = rows @ x @ cols.transpose(1, 2)  # (N, out_rows, out_cols), interleaved
+    n = z.shape[0]
+    z = z.reshape(n, out_rows // BLOCK, BLOCK, out_cols // BLOCK, BLOCK).permute(0, 2, 4, 1, 3)
+    return z.reshape(n, BLOCK * BLOCK, out_rows // BLOCK, out_cols // BLOCK)
+
+
+def resample_packets(packets: Sequence[torch.Tensor], device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of :func:`collate_packets` -> ``(y, cbcr)`` on ``device`` (default: where
+    the packets are). Equal within float32 rounding to :func:`dctload.transforms.ToTensor`
+    of the same views."""
+    y, cb, cr, tables, geometry = (t.to(device, non_blocking=True) if device is not None else t for t in packets)
+    if torch.backends.cuda.matmul.allow_tf32 and y.is_cuda:
+        raise RuntimeError("TF32 matmuls would break the 1e-3 exactness bound; set torch.backends.cuda.matmul.allow_tf32 = False")
+    sizes = geometry[:, :, :, 2]
+    height, width = int(sizes[0, 0, 0]), int(sizes[0, 0, 1])
+    if not (torch.all(sizes[:, 0, 0] == height) and torch.all(sizes[:, 0, 1] == width)):
+        raise ValueError("samples of different output sizes cannot be batched; crop to one size")
+    b = y.shape[0]
+    luma = _resample_planes(y, tables[:, 0], geometry[:, 0], height, width)
+    chroma = _resample_planes(torch.cat([cb, cr]), torch.cat([tables[:, 1], tables[:, 2]]),
+                              torch.cat([geometry[:, 1], geometry[:, 2]]), height // 2, width // 2)
+    cbcr = chroma.reshape(2, b, 64, height // 16, width // 16).transpose(0, 1).reshape(b, 128, height // 16, width // 16)
+    return luma, cbcr
+
+
+# --- encoded files for GPU decoders -------------------------------------------------
+
+
+def folder_samples(root: str | os.PathLike) -> tuple[list[tuple[str, int]], list[str]]:
+    """ImageFolder's ``(samples, classes)`` of JPEG files under ``root/class_x/``."""
+    dataset = DCTImageFolder(root)
+    return dataset.samples, dataset.classes
+
+
+class EncodedJPEGs(Dataset):
+    """``(path, target)`` samples -> ``((bytes, box, flip), target)`` for GPU decoders.
+
+    The box (top, left, height, width; pixels) is drawn from the header only
+    (:func:`dctload.read_header`), with torchvision's ``RandomResizedCrop`` parameters for
+    the train recipe; for validation it is the whole image. Unreadable headers raise
+    ``JPEGError`` naming the file.
+    """
+
+    def __init__(self, samples: Sequence[tuple[str, int]], train: bool, scale=(0.08, 1.0),
+                 ratio=(3.0 / 4.0, 4.0 / 3.0)):
+        self.samples, self.train, self.scale, self.ratio = list(samples), train, scale, ratio
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        path, target = self.samples[index]
+        with open(path, "rb") as f:
+            encoded = f.read()
+        try:
+            header = read_header(encoded)
+        except JPEGError as exc:
+            raise type(exc)(exc.reason, source=path, code=exc.code) from None
+        height, width = header["height"], header["width"]
+        if self.train:
+            shape_only = torch.empty(()).expand(height, width)
+            box = torchvision.transforms.RandomResizedCrop.get_params(shape_only, self.scale, self.ratio)
+            flip = bool(torch.rand(()) < 0.5)
+        else:
+            box, flip = (0, 0, height, width), False
+        data = torch.frombuffer(bytearray(encoded), dtype=torch.uint8)
+        return (data, torch.tensor(box), flip, path), target
+
+
+def collate_encoded(samples: Sequence) -> tuple:
+    data = [s[0][0] for s in samples]
+    boxes = torch.stack([s[0][1] for s in samples])
+    flips = torch.tensor([s[0][2] for s in samples])
+    paths = [s[0][3] for s in samples]
+    return (data, boxes, flips, paths), torch.utils.data.default_collate([s[1] for s in samples])
+
+
+def decode_on_gpu(data: Sequence[torch.Tensor], paths: Sequence[str], device) -> list[torch.Tensor]:
+    """Batched nvJPEG decoding to RGB; a file nvJPEG refuses (CMYK, say) is decoded on the
+    CPU instead, and one neither can decode raises ``JPEGError`` naming it."""
+    mode = torchvision.io.ImageReadMode.RGB
+    try:
+        return torchvision.io.decode_jpeg(list(data), mode=mode, device=device)
+    except RuntimeError:
+        pass
+    images = []
+    for encoded, path in zip(data, paths):
+        try:
+            images.append(torchvision.io.decode_jpeg(encoded, mode=mode, device=device))
+        except RuntimeError:
+            try:
+                images.append(torchvision.io.decode_jpeg(encoded, mode=mode).to(device))
+            except RuntimeError as exc:
+                raise JPEGError(str(exc), source=path, code="decode_failed") from None
+    return images
+
+
+def geometry_on_gpu(images: Sequence[torch.Tensor], boxes: torch.Tensor, flips: torch.Tensor,
+                    train: bool, size: int) -> torch.Tensor:
+    """torchvision's recipes on decoded images, in float (no rounding): resized crop of
+    each box to ``size`` (+ flip), or Resize(resize_size) + CenterCrop(size)."""
+    out = []
+    for image, (top, left, height, width), flip in zip(images, boxes.tolist(), flips.tolist()):
+        image = image.float()
+        if train:
+            image = v2.resized_crop(image, top, left, height, width, [size, size], antialias=True)
+        else:
+            image = v2.center_crop(v2.resize(image, [transforms.resize_size(size)], antialias=True), [size, size])
+        out.append(image.flip(-1) if flip else image)
+    return torch.stack(out)
+
+
+# --- the loader ----------------------------------------------------------------------
+
+
+def require_cuda(backend: str, device) -> torch.device:
+    device = torch.device(device if device is not None else "cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"the {backend!r} GPU backend needs CUDA, which torch does not see here; "
+                           "use the CPU loader (dctload.DCTImageFolder) instead")
+    return device
+
+
+class GPULoader:
+    """``((y, cbcr), targets)`` batches on a GPU, with a DataLoader's interface
+    (``len``, iteration, ``sampler.set_epoch``), from ``(path, target)`` samples.
+
+    ``backend``: ``"coefficients"`` (workers entropy-decode, the GPU resamples the
+    coefficients exactly) or ``"nvjpeg"`` (workers read bytes, the GPU decodes to pixels
+    and converts). ``channels``: a channel subset (:func:`dctload.batch.channel_indices`).
+    Sharding for DistributedDataParallel is by ``rank``/``world`` (a DistributedSampler;
+    validation keeps every file once by ``drop_last=False`` and no padding).
+    """
+
+    def __init__(self, samples: Sequence[tuple[str, int]], backend: str = "coefficients", train: bool = True,
+                 size: int = 224, batch_size: int = 64, workers: int = 4, device=None, channels=None,
+                 rank: int = 0, world: int = 1, seed: int = 0, scale=(0.08, 1.0), on_error: str = "raise"):
+        if backend not in ("coefficients", "nvjpeg"):
+            raise ValueError(f"GPULoader backends are 'coefficients' and 'nvjpeg' (DALI: dctload.dali), not {backend!r}")
+        self.device = device if device is not None and torch.device(device).type == "cpu" else \
+            require_cuda(backend, device)
+        self.device = torch.device(self.device)
+        self.backend, self.train, self.size = backend, train, size
+        self.channels = None if channels is None else tuple(t.to(self.device) for t in batch.channel_indices(channels))
+        if backend == "coefficients":
+            dataset = DCTImageFolder.from_samples(samples, transforms.imagenet(train, size, scale, last=ToPacket()), on_error=on_error)
+            collate = collate_packets
+        else:
+            if on_error != "raise":
+                raise ValueError("the nvjpeg backend raises on bad files (on_error='raise')")
+            dataset, collate = EncodedJPEGs(samples, train, scale), collate_encoded
+        if train:
+            self.sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed,
+                                              drop_last=False)
+        else:
+            self.sampler = _Strided(len(dataset), rank, world)
+        self.dataset = dataset
+        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
+                                 collate_fn=collate, pin_memory=self.device.type == "cuda", drop_last=train,
+                                 persistent_workers=workers > 0, worker_init_fn=_one_thread if workers else None)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for inputs, targets in self.loader:
+            if self.backend == "coefficients":
+                y, cbcr = resample_packets(inputs, self.device)
+            else:
+                data, boxes, flips, paths = inputs
+                images = decode_on_gpu(data, paths, self.device)
+                y, cbcr = pixels_to_batch(geometry_on_gpu(images, boxes, flips, self.train, self.size))
+            if self.channels is not None:
+                y, cbcr = y.index_select(1, self.channels[0]), cbcr.index_select(1, self.channels[1])
+            yield (y, cbcr), targets.to(self.device, non_blocking=True)
+
+
+class _Strided(torch.utils.data.Sampler):
+    def __init__(self, n: int, rank: int, world: int):
+        self.indices = range(rank, n, world)
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self):
+        return iter(self.indices)
+
+
+def _one_thread(_):
+    torch.set_num_threads(1)

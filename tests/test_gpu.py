@@ -1,0 +1,306 @@
+"""The GPU paths (dctload.gpu, dctload.dali) against the CPU loader's batch contract.
+
+Every test runs on the CPU (torch's CPU device, DALI's CPU-only pipelines) and again on
+CUDA where a GPU is present. Tolerances:
+
+- coefficients resampled by the hybrid paths: the CPU path's own bound, max error below
+  1e-5 of the coefficient scale (the same exact maths in float32);
+- pixels decoded by another decoder (nvJPEG, DALI, torchvision's libjpeg) and converted:
+  PSNR of the reconstructed Y and chroma planes against the CPU path's >= 40 dB (measured
+  48-66 dB on the ImageNet sample; the decoders round pixels to 8 bits and upsample chroma
+  before the resize).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import dctload
+from dctload import coefficients, gpu, pixels
+from dctload import transforms as T
+
+from conftest import SHARED_DATA
+
+IMAGENET = os.path.join(SHARED_DATA, "imagenet-sample")
+DALI_MIXED = os.path.join(SHARED_DATA, "jpeg-edge", "dali-mixed")
+needs_data = pytest.mark.skipif(not os.path.isdir(IMAGENET), reason=f"shared data absent: {IMAGENET}")
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+try:
+    import nvidia.dali  # noqa: F401
+
+    HAVE_DALI = True
+except ImportError:
+    HAVE_DALI = False
+needs_dali = pytest.mark.skipif(not HAVE_DALI, reason="NVIDIA DALI is not installed (pip install dctload[dali])")
+
+
+def imagenet_files(n: int) -> list[str]:
+    return sorted(glob.glob(os.path.join(IMAGENET, "*.JPEG")))[:n]
+
+
+def cpu_reference(path: str, recipe) -> tuple[torch.Tensor, torch.Tensor]:
+    return recipe(dctload.read_coefficients(path, fallback="pixels"))
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR of the planes reconstructed from two coefficient tensors (..., 64, h, w)."""
+    pa, pb = pixels.from_coefficients(a.double().cpu()), pixels.from_coefficients(b.double().cpu())
+    return float(10 * torch.log10(255.0 ** 2 / ((pa - pb) ** 2).mean()))
+
+
+def assert_close_to(y, cbcr, ref, bound=1e-5):
+    ry, rc = ref
+    for got, want in ((y, ry), (cbcr, rc)):
+        scale = max(float(want.abs().max()), 1.0)
+        assert float((got.cpu() - want).abs().max()) <= bound * scale
+
+
+# --- pixels_to_batch -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_pixels_to_batch_is_the_blockwise_dct_of_ycbcr_with_chroma_halved(device):
+    g = torch.Generator().manual_seed(0)
+    ycbcr = torch.rand((2, 3, 32, 48), generator=g, dtype=torch.float64) * 255
+    y, cbcr = gpu.pixels_to_batch(ycbcr.to(device), color="ycbcr")
+    assert y.shape == (2, 64, 4, 6) and cbcr.shape == (2, 128, 2, 3) and y.dtype == torch.float32
+    for b in range(2):
+        expected = coefficients.blockwise_dct(ycbcr[b, 0].numpy() - 128)  # (hb, wb, 64)
+        np.testing.assert_allclose(y[b].cpu().permute(1, 2, 0).numpy(), expected, atol=2e-3)
+    chroma = torch.nn.functional.interpolate(ycbcr[:, 1:], size=(16, 24), mode="bilinear", antialias=True)
+    np.testing.assert_allclose(pixels.from_coefficients(cbcr.double().cpu().reshape(2, 2, 64, 2, 3)).numpy(),
+                               chroma.numpy(), atol=2e-3)
+
+
+def test_pixels_to_batch_converts_rgb_and_maps_gray_to_zero_chroma():
+    gray = torch.full((1, 3, 16, 16), 77.0)
+    y, cbcr = gpu.pixels_to_batch(gray)
+    assert torch.allclose(cbcr, torch.zeros_like(cbcr), atol=1e-3)
+    assert y[0, 0, 0, 0].item() == pytest.approx(8 * (77 - 128), abs=1e-3)  # DC = 8 x mean
+    with pytest.raises(ValueError, match="multiple of 16"):
+        gpu.pixels_to_batch(torch.zeros((1, 3, 24, 16)))
+
+
+# --- the hybrid: exact resampling of coefficients ------------------------------------
+
+
+def edge_files() -> list[str]:
+    files = sorted(glob.glob(os.path.join(DALI_MIXED, "*")))
+    return [f for f in files if f.lower().endswith((".jpg", ".jpeg"))]
+
+
+@needs_data
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("train", [True, False], ids=["train", "val"])
+def test_resampled_packets_equal_the_cpu_path(device, train):
+    """Same views (same random boxes and flips) through ToTensor on the CPU and through
+    ToPacket + resample_packets, in one padded batch of mixed sizes and subsamplings."""
+    files = imagenet_files(24) + edge_files()
+    packets, references = [], []
+    for k, path in enumerate(files):
+        image = dctload.read_coefficients(path, fallback="pixels")
+        torch.manual_seed(k)
+        view = T.imagenet(train, 224, last=lambda v: v)(image)
+        packets.append(gpu.ToPacket()(view))
+        references.append(T.ToTensor()(view))
+    y, cbcr = gpu.resample_packets(gpu.collate_packets(packets), device)
+    assert y.device.type == device and y.shape == (len(files), 64, 28, 28) and cbcr.shape == (len(files), 128, 14, 14)
+    for k, ref in enumerate(references):
+        assert_close_to(y[k], cbcr[k], ref)
+
+
+@needs_data
+def test_packets_cover_flips_odd_boxes_and_the_image_border():
+    path = os.path.join(DALI_MIXED, sorted(os.listdir(DALI_MIXED))[0])
+    image = dctload.read_coefficients(path, fallback="pixels")
+    h, w = image.height, image.width
+    boxes = [(0, 0, 37, 53, (32, 48)), (h - 29, w - 45, 29, 45, (16, 16)), (3, 5, h - 3, w - 5, (64, 48))]
+    for top, left, bh, bw, size in boxes:
+        for flip in (False, True):
+            view = T.F.resized_crop(image, top, left, bh, bw, size)
+            view = T.F.hflip(view) if flip else view
+            y, cbcr = gpu.resample_packets(gpu.collate_packets([gpu.ToPacket()(view)]))
+            assert_close_to(y[0], cbcr[0], T.ToTensor()(view))
+
+
+def test_gray_packets_give_zero_chroma(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "gray.jpg"
+    Image.fromarray((np.arange(64 * 80).reshape(64, 80) % 251).astype(np.uint8)).save(path, quality=90)
+    view = T.imagenet(False, 32, last=lambda v: v)(dctload.read_coefficients(path))
+    y, cbcr = gpu.resample_packets(gpu.collate_packets([gpu.ToPacket()(view)]))
+    assert_close_to(y[0], cbcr[0], T.ToTensor()(view))
+    assert float(cbcr.abs().max()) == 0.0
+
+
+def test_resampling_refuses_tf32_on_cuda(monkeypatch):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA")
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
+    packet = gpu.collate_packets([gpu.ToPacket()(T.F.resize(_tiny_image(), [16, 16]))])
+    with pytest.raises(RuntimeError, match="TF32"):
+        gpu.resample_packets(packet, "cuda")
+
+
+def _tiny_image():
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (24, 40, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    return dctload.read_coefficients(buffer.getvalue())
+
+
+# --- GPULoader ------------------------------------------------------------------------
+
+
+@needs_data
+@pytest.mark.parametrize("device", DEVICES)
+def test_coefficient_loader_validation_equals_the_cpu_loader_and_shards_cover_every_file(device):
+    files = imagenet_files(20)
+    samples = [(f, k) for k, f in enumerate(files)]
+    recipe = T.imagenet(False, 224)
+    seen = []
+    for rank in range(2):
+        loader = gpu.GPULoader(samples, "coefficients", train=False, batch_size=4, workers=0, device=device,
+                               rank=rank, world=2)
+        assert len(loader) == 3  # 10 files per shard
+        for (y, cbcr), targets in loader:
+            assert y.device.type == device
+            for k, target in enumerate(targets.tolist()):
+                assert_close_to(y[k], cbcr[k], cpu_reference(files[target], recipe))
+                seen.append(target)
+    assert sorted(seen) == list(range(20))
+
+
+@needs_data
+@pytest.mark.parametrize("device", DEVICES)
+def test_nvjpeg_loader_validation_matches_the_cpu_loader_within_decoder_tolerance(device):
+    files = imagenet_files(12)
+    loader = gpu.GPULoader([(f, k) for k, f in enumerate(files)], "nvjpeg", train=False, batch_size=6,
+                           workers=0, device=device)
+    recipe = T.imagenet(False, 224)
+    count = 0
+    for (y, cbcr), targets in loader:
+        for k, target in enumerate(targets.tolist()):
+            ry, rc = cpu_reference(files[target], recipe)
+            assert psnr(y[k], ry) >= 40.0
+            assert psnr(cbcr[k].reshape(2, 64, 14, 14), rc.reshape(2, 64, 14, 14)) >= 40.0
+            count += 1
+    assert count == 12
+
+
+@needs_data
+@pytest.mark.parametrize("backend", ["coefficients", "nvjpeg"])
+def test_gpu_loader_train_batches_and_channel_subsets(backend):
+    files = imagenet_files(10)
+    loader = gpu.GPULoader([(f, 0) for f in files], backend, train=True, size=64, batch_size=4, workers=2,
+                           device="cpu", channels="dctnet24")
+    assert len(loader) == 2  # the last partial batch is dropped
+    loader.sampler.set_epoch(1)
+    batches = list(loader)
+    assert len(batches) == 2
+    (y, cbcr), targets = batches[0]
+    assert y.shape == (4, 16, 8, 8) and cbcr.shape == (4, 8, 4, 4) and targets.shape == (4,)
+    assert torch.isfinite(y).all() and torch.isfinite(cbcr).all()
+
+
+def test_gpu_loaders_name_the_bad_file(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    for backend in ("coefficients", "nvjpeg"):
+        loader = gpu.GPULoader([(str(bad), 0)], backend, train=False, batch_size=1, workers=0, device="cpu")
+        with pytest.raises(dctload.JPEGError, match="bad.jpg"):
+            next(iter(loader))
+
+
+def test_gpu_loader_without_cuda_names_the_backend_that_works(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="CPU loader"):
+        gpu.GPULoader([("x.jpg", 0)], "nvjpeg", device="cuda")
+
+
+def test_missing_dali_names_the_torch_backends(monkeypatch):
+    from dctload import dali
+
+    monkeypatch.setitem(sys.modules, "nvidia.dali", None)
+    with pytest.raises(ImportError, match="GPULoader"):
+        dali.DALILoader([("x.jpg", 0)], device_id=None)
+
+
+# --- DALI ------------------------------------------------------------------------------
+
+DALI_DEVICES = [None, pytest.param(0, marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+@needs_dali
+@needs_data
+@pytest.mark.parametrize("device_id", DALI_DEVICES, ids=["cpu", "cuda"])
+def test_dali_validation_matches_the_cpu_loader_and_shards_cover_every_file(device_id):
+    from dctload.dali import DALILoader
+
+    files = imagenet_files(20)
+    samples = [(f, k) for k, f in enumerate(files)]
+    recipe = T.imagenet(False, 224)
+    for backend, check in (("dali", "psnr"), ("dali-hybrid", "exact")):
+        seen = []
+        for shard in range(3):
+            loader = DALILoader(samples, backend, train=False, batch_size=4, num_threads=2, device_id=device_id,
+                                shard_id=shard, num_shards=3)
+            for epoch in range(2):
+                batches = list(loader)
+                assert len(batches) == len(loader)
+                for (y, cbcr), targets in batches:
+                    assert y.device.type == ("cpu" if device_id is None else "cuda")
+                    for k, target in enumerate(targets.tolist()):
+                        ref = cpu_reference(files[target], recipe)
+                        if check == "exact":
+                            assert_close_to(y[k], cbcr[k], ref)
+                        else:
+                            assert psnr(y[k], ref[0]) >= 40.0
+                            assert psnr(cbcr[k].reshape(2, 64, 14, 14), ref[1].reshape(2, 64, 14, 14)) >= 40.0
+                        if epoch == 0:
+                            seen.append(target)
+        assert sorted(seen) == list(range(20)), backend
+
+
+@needs_dali
+@needs_data
+@pytest.mark.parametrize("backend", ["dali", "dali-hybrid"])
+def test_dali_train_batches(backend):
+    from dctload.dali import DALILoader
+
+    files = imagenet_files(10)
+    loader = DALILoader([(f, k) for k, f in enumerate(files)], backend, train=True, size=64, batch_size=4,
+                        num_threads=2, device_id=None, channels="dctnet24")
+    assert len(loader) == 2
+    for epoch in range(2):
+        loader.sampler.set_epoch(epoch)
+        batches = list(loader)
+        assert len(batches) == 2
+        (y, cbcr), targets = batches[0]
+        assert y.shape == (4, 16, 8, 8) and cbcr.shape == (4, 8, 4, 4)
+        assert set(targets.tolist()) <= set(range(10))
+        assert torch.isfinite(y).all()
+
+
+@needs_dali
+@needs_data
+def test_dali_rgb_baseline_is_normalized_rgb():
+    from dctload.dali import DALILoader
+
+    loader = DALILoader([(f, 0) for f in imagenet_files(4)], "dali", train=False, size=64, batch_size=4,
+                        num_threads=1, device_id=None, output="rgb")
+    (images, targets), = list(loader)
+    assert images.shape == (4, 3, 64, 64) and images.dtype == torch.float32
+    assert -3 < float(images.mean()) < 3 and float(images.min()) >= -2.2 and float(images.max()) <= 2.7
