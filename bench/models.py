@@ -69,6 +69,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="1 round, fewer iterations")
+    parser.add_argument("--out", help="result name under bench/results/ (one --device only; default models-<device>)")
     args = parser.parse_args(argv)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     if "cuda" in devices and not torch.cuda.is_available():
@@ -100,7 +101,7 @@ def main(argv=None) -> int:
                                                  num, den, bound, op)])
         if device == "cpu":
             results[0]["met"] = None  # the target is the GPU's; the CPU ratio is reported
-        path = common.write_json(f"models-{device}", {
+        path = common.write_json(args.out or f"models-{device}", {
             "benchmark": "models", "device": device, "batch": batch, "rounds": args.rounds,
             "machine": common.machine(), "figures": figures, "targets": results, "table": table,
         })

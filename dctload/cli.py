@@ -1,5 +1,6 @@
 """The ``dctload`` command: one entry point for the library's tools.
 
+    dctload bench [FOLDER] [--quick]               the DCT-vs-RGB throughput report
     dctload stats FOLDER [--out stats.json]       normalization statistics
     dctload train ROOT --output RUN [...]          python -m nets.train
     dctload evaluate CHECKPOINT [...]              python -m nets.evaluate
@@ -37,6 +38,7 @@ def _module_main(name: str):
 
 
 COMMANDS = {
+    "bench": _module_main("dctload.bench"),
     "stats": _module_main("dctload.stats"),
     "train": _module_main("nets.train"),
     "evaluate": _module_main("nets.evaluate"),

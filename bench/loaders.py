@@ -1,0 +1,164 @@
+"""Loader benchmark: images/s of whole training loaders, DCT against RGB, side by side.
+
+    python bench/loaders.py [FOLDER] [--workers 1,2,4] [--rounds N] [--limit N] [--quick]
+
+CPU loaders (DataLoader workers, one torch thread each, batches of 64, persistent
+workers), for each worker count: dctload's train recipe (DCTImageFolder:
+RandomResizedCrop(224) + flip -> (y, cbcr)) against torchvision's (decode_jpeg +
+transforms.v2, what nets.train gives resnet50). Where CUDA is present, the GPU paths too,
+batches of 256 on the device: dctload.gpu's 'coefficients' (exact DCT-domain resampling on
+the GPU) and 'nvjpeg', and dctload.dali's 'dali' (nvJPEG pixels -> GPU DCT) and
+'dali-hybrid' against DALI's plain RGB pipeline. Target (issue 8): the DCT conversion adds
+at most 10% to the RGB DALI pipeline's time per batch. Writes
+bench/results/loaders-<folder name>[-<gpu>].json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import pathlib
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+
+import torch  # noqa: E402
+
+import dctload  # noqa: E402
+from nets import data as loaders  # noqa: E402
+
+TARGET = ("DALI DCT adds <= 10% to DALI RGB's time per batch", "dali (dct)", "dali (rgb)", 1.10, "<=")
+
+
+class Files(torch.utils.data.Dataset):
+    """(path, target) samples through torchvision's RGB recipe (decode_jpeg + v2)."""
+
+    def __init__(self, samples, transform):
+        self.samples, self.transform = samples, transform
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        path, target = self.samples[i]
+        return self.transform(loaders.decode_rgb(str(path))), target
+
+
+def cpu_loader(samples, dct: bool, workers: int, batch: int, size: int = 224):
+    if dct:
+        dataset = dctload.DCTImageFolder.from_samples(samples, loaders.dct_transform(True, size), on_error="skip")
+    else:
+        dataset = Files(samples, loaders.rgb_transform(True, size))
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True, persistent_workers=False,
+        collate_fn=loaders.collate_for(dct), worker_init_fn=lambda _: torch.set_num_threads(1), prefetch_factor=4)
+
+
+def gpu_loaders(samples, batch: int, workers: int) -> dict:
+    from dctload.gpu import GPULoader
+
+    out = {
+        "coefficients (dct)": GPULoader(samples, "coefficients", batch_size=batch, workers=workers),
+        "nvjpeg (dct)": GPULoader(samples, "nvjpeg", batch_size=batch, workers=workers),
+    }
+    try:
+        from dctload.dali import DALILoader
+    except ImportError:
+        return out
+    common_args = dict(train=True, batch_size=batch, num_threads=workers, device_id=torch.cuda.current_device())
+    try:
+        out["dali (dct)"] = DALILoader(samples, "dali", **common_args)
+        out["dali (rgb)"] = DALILoader(samples, "dali", output="rgb", **common_args)
+        out["dali-hybrid (dct)"] = DALILoader(samples, "dali-hybrid", **common_args)
+    except ImportError as exc:
+        print(f"DALI left out: {exc}")
+    return out
+
+
+def timed(batches, steps: int, device: str | None):
+    """A contestant: a fresh pass of up to ``steps`` batches (CPU loaders start their
+    workers inside the timing, so an idle loader never works in another's time);
+    seconds per image."""
+    def run():
+        start = time.perf_counter()
+        images = 0
+        for inputs, targets in itertools.islice(iter(batches), steps):
+            images += targets.shape[0]
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / images
+    return run
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", nargs="?", help="folder of JPEGs (default: the built-in default data set)")
+    parser.add_argument("--workers", default="", help="CPU worker counts, e.g. 1,2,4 (default: 1, 2, 4... up to the cores)")
+    parser.add_argument("--gpu-workers", type=int, default=0, help="workers/threads of the GPU loaders (default: cores - 2)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=0, help="batches per round (default: one pass)")
+    parser.add_argument("--quick", action="store_true", help="1 round, 2 batches per loader")
+    parser.add_argument("--repeat", type=int, default=1, help="list every file this many times (longer passes)")
+    parser.add_argument("--no-gpu", action="store_true")
+    parser.add_argument("--out", help="result name under bench/results/")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.steps = 1, args.steps or 3
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    folder, files, refused = common.readable_files(args, fallback="pixels")
+    samples = [(str(f), k % 1000) for k, f in enumerate(files)] * args.repeat
+    cores = common.machine()["cores_available"]
+    counts = [int(w) for w in args.workers.split(",")] if args.workers else \
+        sorted({w for w in (1, 2, 4, 8, 12, 16) if w <= cores} | {cores})
+    batch = 64
+    steps = args.steps or max(1, len(samples) // batch)
+    print(f"{len(files)} files (x{args.repeat}) from {folder}; CPU loaders, batches of {batch}, {steps} per round, workers {counts}")
+    contestants = {}
+    for workers in counts:
+        contestants[f"dct, {workers} workers"] = timed(cpu_loader(samples, True, workers, batch), steps, None)
+        contestants[f"rgb, {workers} workers"] = timed(cpu_loader(samples, False, workers, batch), steps, None)
+    times = common.interleaved(contestants, args.rounds)
+    figures = {name: {"images_per_s": 1 / common.statistics.median(t), "seconds_per_image_per_round": t}
+               for name, t in times.items()}
+    scaling = {kind: {w: figures[f"{kind}, {w} workers"]["images_per_s"] for w in counts} for kind in ("dct", "rgb")}
+    rows = [[w, f"{scaling['dct'][w]:.0f}", f"{scaling['rgb'][w]:.0f}",
+             f"{common.median_ratio(times[f'rgb, {w} workers'], times[f'dct, {w} workers']):.2f}x"] for w in counts]
+    print()
+    table = common.print_table(["workers", "dct images/s", "rgb images/s", "dct vs rgb"], rows)
+    payload = {"benchmark": "loaders", "folder": str(folder), "files": len(files), "refused": refused,
+               "batch": batch, "rounds": args.rounds, "machine": common.machine(), "figures": figures,
+               "worker_scaling": scaling, "table": table, "targets": []}
+    name = args.out or f"loaders-{folder.name}"
+
+    if torch.cuda.is_available() and not args.no_gpu:
+        gpu_batch = 256
+        gpu_workers = args.gpu_workers or max(1, cores - 2)
+        gpu_steps = args.steps or max(1, len(samples) // gpu_batch)
+        print(f"\nGPU loaders on {torch.cuda.get_device_name(0)}: batches of {gpu_batch}, {gpu_workers} workers")
+        gpu_times = common.interleaved({k: timed(v, gpu_steps, "cuda") for k, v in
+                                        gpu_loaders(samples, gpu_batch, gpu_workers).items()}, args.rounds)
+        gpu_figures = {k: {"images_per_s": 1 / common.statistics.median(t), "seconds_per_image_per_round": t}
+                       for k, t in gpu_times.items()}
+        base = "dali (rgb)" if "dali (rgb)" in gpu_times else next(iter(gpu_times))
+        rows = [[k, f"{f['images_per_s']:.0f}", f"{common.median_ratio(gpu_times[k], gpu_times[base]):.2f}x"]
+                for k, f in gpu_figures.items()]
+        print()
+        payload["gpu_table"] = common.print_table(["GPU loader", "images/s", f"time vs {base}"], rows)
+        payload["gpu"] = {"batch": gpu_batch, "workers": gpu_workers, "figures": gpu_figures}
+        payload["targets"] = common.report_targets(gpu_times, [TARGET])
+        name += "-" + torch.cuda.get_device_name(0).replace(" ", "-").lower()
+    path = common.write_json(name, payload)
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

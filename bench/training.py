@@ -1,0 +1,140 @@
+"""End-to-end training benchmark: loader + forward + backward + optimizer step, DCT against RGB.
+
+    python bench/training.py [FOLDER] [--device cpu|cuda] [--rounds N] [--steps N] [--quick]
+
+late_concat_rfa_thinner on DCT input against resnet50 on RGB input (1000 classes, 224
+px, SGD with momentum, channels_last; bf16 autocast on the GPU), each with every loader
+it can take, side by side in interleaved rounds: on the CPU, DataLoader workers (dctload's
+DCTImageFolder; decode_jpeg + transforms.v2); on the GPU also dctload.gpu's and
+dctload.dali's paths and DALI's RGB pipeline. The ratio compares each model with its own
+best loader. Target (issue 7): Thinner on DCT at least 1.5x resnet50 on RGB in training
+images/s, GPU and CPU each reported. Writes bench/results/training-<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import pathlib
+import statistics
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+import loaders as loader_bench  # noqa: E402
+
+import torch  # noqa: E402
+
+import nets  # noqa: E402
+
+DCT_MODEL, RGB_MODEL = "late_concat_rfa_thinner", "resnet50"
+TARGET_RATIO = 1.5
+
+
+def step_function(name: str, device: str):
+    """One SGD step of ``name`` on a batch; returns the loss (not synchronized)."""
+    model = nets.create_model(name, num_classes=1000).to(device, memory_format=torch.channels_last).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    criterion = torch.nn.CrossEntropyLoss()
+
+    def step(inputs, targets):
+        inputs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+        inputs = [x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last) for x in inputs]
+        targets = targets.to(device, non_blocking=True)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            loss = criterion(model(*inputs).float(), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss
+    return step
+
+
+def timed(batches, step, steps: int, device: str):
+    def run():
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        images = 0
+        for inputs, targets in itertools.islice(iter(batches), steps):
+            step(inputs, targets)
+            images += targets.shape[0]
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / images
+    return run
+
+
+def contestants(samples, device: str, batch: int, workers: int, steps: int) -> dict:
+    dct_step, rgb_step = step_function(DCT_MODEL, device), step_function(RGB_MODEL, device)
+    out = {
+        f"{DCT_MODEL} + dctload (CPU workers)":
+            timed(loader_bench.cpu_loader(samples, True, workers, batch), dct_step, steps, device),
+        f"{RGB_MODEL} + decode_jpeg/v2 (CPU workers)":
+            timed(loader_bench.cpu_loader(samples, False, workers, batch), rgb_step, steps, device),
+    }
+    if device == "cuda":
+        for name, loader in loader_bench.gpu_loaders(samples, batch, workers).items():
+            if name == "dali (rgb)":
+                out[f"{RGB_MODEL} + DALI RGB"] = timed(loader, rgb_step, steps, device)
+            else:
+                out[f"{DCT_MODEL} + {name.replace(' (dct)', '')}"] = timed(loader, dct_step, steps, device)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", nargs="?", help="folder of JPEGs (default: the built-in default data set)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=0, help="training steps per round (default: 4 CPU, 20 GPU)")
+    parser.add_argument("--batch", type=int, default=0, help="batch size (default: 16 CPU, 256 GPU)")
+    parser.add_argument("--workers", type=int, default=0, help="loader workers (default: cores, GPU: cores - 2)")
+    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 CPU or 8 GPU steps")
+    parser.add_argument("--out", help="result name under bench/results/")
+    args = parser.parse_args(argv)
+    cuda = args.device == "cuda"
+    if cuda and not torch.cuda.is_available():
+        print("no CUDA device", file=sys.stderr)
+        return 1
+    if args.quick:
+        args.rounds, args.steps = 1, args.steps or (8 if cuda else 2)
+    batch = args.batch or (256 if cuda else 16)
+    steps = args.steps or (20 if cuda else 4)
+    cores = common.machine()["cores_available"]
+    workers = args.workers or (max(1, cores - 2) if cuda else cores)
+    folder, files, refused = common.readable_files(args, fallback="pixels")
+    # enough samples that no pass runs short of steps + the warm-up
+    repeat = -(-(steps + 2) * batch // len(files))
+    samples = [(str(f), k % 1000) for k, f in enumerate(files)] * repeat
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    print(f"{len(files)} files from {folder}; {args.device}, batch {batch}, {steps} steps per round, "
+          f"{workers} loader workers, {args.rounds} rounds")
+    times = common.interleaved(contestants(samples, args.device, batch, workers, steps), args.rounds)
+    figures = {name: {"images_per_s": 1 / statistics.median(t), "seconds_per_image_per_round": t}
+               for name, t in times.items()}
+    best = {model: max((n for n in times if n.startswith(model)), key=lambda n: figures[n]["images_per_s"])
+            for model in (DCT_MODEL, RGB_MODEL)}
+    rows = [[name, f"{f['images_per_s']:.1f}", f"{common.median_ratio(times[best[RGB_MODEL]], times[name]):.2f}x"]
+            for name, f in figures.items()]
+    print()
+    table = common.print_table(["model + loader", "train images/s", f"vs best {RGB_MODEL}"], rows)
+    print()
+    label = f"{DCT_MODEL} on DCT >= {TARGET_RATIO}x {RGB_MODEL} on RGB ({args.device}, best loaders)"
+    results = common.report_targets(times, [(label, best[RGB_MODEL], best[DCT_MODEL], TARGET_RATIO, ">=")])
+    name = args.out or f"training-{args.device}"
+    path = common.write_json(name, {
+        "benchmark": "training", "device": args.device, "folder": str(folder), "files": len(files),
+        "refused": refused, "batch": batch, "steps": steps, "workers": workers, "rounds": args.rounds,
+        "machine": common.machine(), "figures": figures, "best": best, "targets": results, "table": table,
+    })
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""``dctload bench`` / ``python -m dctload.bench``: one report of DCT against RGB throughput.
+
+Runs the benchmarks of ``bench/`` side by side on one data set (the built-in default, or
+a folder), each in its own process: the reader, the per-core pipelines, the DataLoader
+and GPU loaders with worker scaling, model forward passes, and end-to-end training steps
+(``late_concat_rfa_thinner`` on DCT against ``resnet50`` on RGB, each with its best
+loader) on the CPU and, where CUDA is present, on the GPU. Prints one table of images/s
+per stage with ratios, and writes ``report.json`` (the machine and every figure),
+``stages.png`` and ``workers.png`` to ``bench/results/report/`` (``--out``).
+
+The benchmark scripts live in the repository's ``bench/`` folder: run this from a
+checkout (``pip install -e .``), as the README's set-up does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+BENCH = pathlib.Path(os.environ.get("DCTLOAD_BENCH_DIR", pathlib.Path(__file__).resolve().parents[1] / "bench"))
+
+#: (stage, section, DCT contestant, RGB contestant); ratios are DCT images/s over RGB's.
+STAGES = (
+    ("decode, 1 thread", "reader", "dctload (1 thread)", "torchvision decode_jpeg"),
+    ("train recipe, 1 core", "pipeline", "train: dctload", "train: decode_jpeg + v2"),
+    ("val recipe, 1 core", "pipeline", "val: dctload", "val: decode_jpeg + v2"),
+    ("val recipe vs Pillow, 1 core", "pipeline", "val: dctload", "val: Pillow + transforms"),
+    ("train loader, all workers", "loaders", "dct", "rgb"),
+    ("forward, CPU", "models-cpu", "late_concat_rfa_thinner", "resnet50"),
+    ("forward, GPU", "models-cuda", "late_concat_rfa_thinner", "resnet50"),
+    ("GPU loader (DALI)", "loaders-gpu", "dali (dct)", "dali (rgb)"),
+    ("training step, CPU", "training-cpu", "late_concat_rfa_thinner", "resnet50"),
+    ("training step, GPU", "training-cuda", "late_concat_rfa_thinner", "resnet50"),
+)
+
+
+def run(script: str, *arguments: str) -> None:
+    command = [sys.executable, str(BENCH / script), *arguments]
+    print(f"\n$ {' '.join(command[1:])}", flush=True)
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    print(f"({time.perf_counter() - start:.0f} s)", flush=True)
+
+
+def load(name: str) -> dict | None:
+    path = BENCH / "results" / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def stage_figures(sections: dict) -> list[dict]:
+    """images/s of DCT and RGB per stage, from the sections' JSON."""
+    rows = []
+    for stage, section, dct, rgb in STAGES:
+        data = sections.get(section)
+        if data is None:
+            continue
+        if section == "loaders":
+            workers = max(int(w) for w in data["worker_scaling"]["dct"])
+            stage = f"train loader, {workers} workers"
+            d, r = data["worker_scaling"]["dct"][str(workers)], data["worker_scaling"]["rgb"][str(workers)]
+        elif section == "loaders-gpu":
+            figures = data.get("gpu", {}).get("figures", {})
+            if dct not in figures or rgb not in figures:
+                continue
+            d, r = figures[dct]["images_per_s"], figures[rgb]["images_per_s"]
+        elif section.startswith("training"):
+            d = data["figures"][data["best"][dct]]["images_per_s"]
+            r = data["figures"][data["best"][rgb]]["images_per_s"]
+            stage += f" ({data['best'][dct].split(' + ', 1)[1]} / {data['best'][rgb].split(' + ', 1)[1]})"
+        else:
+            d, r = data["figures"][dct]["images_per_s"], data["figures"][rgb]["images_per_s"]
+        rows.append({"stage": stage, "dct_images_per_s": d, "rgb_images_per_s": r, "ratio": d / r})
+    return rows
+
+
+def plot(rows: list[dict], sections: dict, out: pathlib.Path, machine: str) -> list[pathlib.Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, ax = plt.subplots(figsize=(10, 0.5 * len(rows) + 1.5))
+    ys = range(len(rows))
+    ax.barh([y + 0.2 for y in ys], [r["dct_images_per_s"] for r in rows], 0.4, label="DCT (dctload)")
+    ax.barh([y - 0.2 for y in ys], [r["rgb_images_per_s"] for r in rows], 0.4, label="RGB (torchvision / DALI)")
+    for y, r in zip(ys, rows):
+        ax.text(max(r["dct_images_per_s"], r["rgb_images_per_s"]) * 1.1, y, f"{r['ratio']:.2f}x", va="center")
+    ax.set_yticks(list(ys), [r["stage"] for r in rows])
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("images/s (log scale)")
+    ax.set_title(f"DCT vs RGB per stage: {machine}", fontsize=9)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    paths.append(out / "stages.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    loaders = sections.get("loaders")
+    if loaders:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for kind, label in (("dct", "DCT: DCTImageFolder"), ("rgb", "RGB: decode_jpeg + v2")):
+            scaling = {int(w): v for w, v in loaders["worker_scaling"][kind].items()}
+            ax.plot(sorted(scaling), [scaling[w] for w in sorted(scaling)], marker="o", label=label)
+        ax.set_xlabel("DataLoader workers")
+        ax.set_ylabel("train-recipe images/s")
+        ax.set_title(f"Loader scaling: {machine}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        paths.append(out / "workers.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="dctload bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", nargs="?", help="folder of JPEGs (default: the built-in default data set)")
+    parser.add_argument("--quick", action="store_true", help="a run of a few minutes: fewer files, rounds and steps")
+    parser.add_argument("--skip", default="", help="comma-separated sections to leave out: "
+                        "reader,pipeline,loaders,models,training")
+    parser.add_argument("--out", default=None, help="report folder (default bench/results/report[-quick])")
+    args = parser.parse_args(argv)
+    if not BENCH.is_dir():
+        print(f"dctload bench: the benchmark scripts are not at {BENCH}; run from a checkout of the repository "
+              "(pip install -e .) or set DCTLOAD_BENCH_DIR", file=sys.stderr)
+        return 2
+    import torch
+
+    cuda = torch.cuda.is_available()
+    skip = {s for s in args.skip.split(",") if s}
+    data = [args.folder] if args.folder else []
+    quick = ["--quick"] if args.quick else []
+    tag = "-quick" if args.quick else ""
+    names = {}
+    if "reader" not in skip:
+        names["reader"] = f"report{tag}-reader"
+        run("reader.py", *data, *quick, "--out", names["reader"])
+    if "pipeline" not in skip:
+        names["pipeline"] = f"report{tag}-pipeline"
+        run("pipeline.py", *data, *quick, "--out", names["pipeline"])
+    if "loaders" not in skip:
+        names["loaders"] = names["loaders-gpu"] = f"report{tag}-loaders"
+        run("loaders.py", *data, *quick, "--out", names["loaders"], *(["--repeat", "8"] if cuda else []))
+    if "models" not in skip:
+        for device in ("cpu", "cuda") if cuda else ("cpu",):
+            names[f"models-{device}"] = f"report{tag}-models-{device}"
+            run("models.py", "--device", device, *quick, "--out", names[f"models-{device}"])
+    if "training" not in skip:
+        for device in ("cpu", "cuda") if cuda else ("cpu",):
+            names[f"training-{device}"] = f"report{tag}-training-{device}"
+            run("training.py", *data, "--device", device, *quick, "--out", names[f"training-{device}"])
+
+    sections = {section: load(name) for section, name in names.items()}
+    sections = {k: v for k, v in sections.items() if v is not None}
+    sys.path.insert(0, str(BENCH))
+    import common
+
+    machine = common.machine()
+    described = f"{machine['cpu']}, {machine['cores_available']} cores" + (f", {machine['gpu']}" if machine["gpu"] else "")
+    rows = stage_figures(sections)
+    print(f"\n== dctload bench: {described} ==\n")
+    table = common.print_table(["stage", "DCT images/s", "RGB images/s", "DCT / RGB"],
+                               [[r["stage"], f"{r['dct_images_per_s']:.1f}", f"{r['rgb_images_per_s']:.1f}",
+                                 f"{r['ratio']:.2f}x"] for r in rows])
+    targets = [t | {"section": s} for s, d in sections.items() for t in d.get("targets", [])
+               if s != "loaders-gpu" or "gpu" in d]
+    seen, unique = set(), []
+    for t in targets:
+        if t["target"] not in seen:
+            seen.add(t["target"])
+            unique.append(t)
+    print("\ntargets:")
+    for t in unique:
+        state = "    " if t["met"] is None else "MET " if t["met"] else "MISS"
+        measured = "not measured" if t["measured"] is None else f"{t['measured']:.2f}x"
+        print(f"  {state}  {t['target']}: {measured}")
+    out = pathlib.Path(args.out) if args.out else BENCH / "results" / f"report{tag}"
+    out.mkdir(parents=True, exist_ok=True)
+    plots = plot(rows, sections, out, described)
+    report = {"machine": machine, "quick": args.quick, "folder": args.folder or "built-in default data set",
+              "stages": rows, "targets": unique, "table": table, "sections": sections}
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {out / 'report.json'}, " + ", ".join(str(p) for p in plots))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
