@@ -126,6 +126,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="a run of a few minutes: fewer files, rounds and steps")
     parser.add_argument("--skip", default="", help="comma-separated sections to leave out: "
                         "reader,pipeline,loaders,models,training")
+    parser.add_argument("--reuse", action="store_true", help="report skipped sections from their last results "
+                        "(a run split over several calls)")
     parser.add_argument("--out", default=None, help="report folder (default bench/results/report[-quick])")
     args = parser.parse_args(argv)
     if not BENCH.is_dir():
@@ -139,24 +141,28 @@ def main(argv=None) -> int:
     data = [args.folder] if args.folder else []
     quick = ["--quick"] if args.quick else []
     tag = "-quick" if args.quick else ""
-    names = {}
+    names = {"reader": f"report{tag}-reader", "pipeline": f"report{tag}-pipeline",
+             "loaders": f"report{tag}-loaders"}
+    devices = ("cpu", "cuda") if cuda else ("cpu",)
+    for device in devices:
+        names[f"models-{device}"] = f"report{tag}-models-{device}"
+        names[f"training-{device}"] = f"report{tag}-training-{device}"
     if "reader" not in skip:
-        names["reader"] = f"report{tag}-reader"
         run("reader.py", *data, *quick, "--out", names["reader"])
     if "pipeline" not in skip:
-        names["pipeline"] = f"report{tag}-pipeline"
         run("pipeline.py", *data, *quick, "--out", names["pipeline"])
     if "loaders" not in skip:
-        names["loaders"] = names["loaders-gpu"] = f"report{tag}-loaders"
-        run("loaders.py", *data, *quick, "--out", names["loaders"], *(["--repeat", "8"] if cuda else []))
-    if "models" not in skip:
-        for device in ("cpu", "cuda") if cuda else ("cpu",):
-            names[f"models-{device}"] = f"report{tag}-models-{device}"
+        run("loaders.py", *data, *quick, "--out", names["loaders"], *(["--repeat", "4"] if cuda else []))
+    if cuda:  # the GPU part of the loaders' results, under the GPU's name
+        names["loaders-gpu"] = f"{names['loaders']}-{torch.cuda.get_device_name(0).replace(' ', '-').lower()}"
+        names["loaders"] = names["loaders-gpu"]
+    for device in devices:
+        if "models" not in skip:
             run("models.py", "--device", device, *quick, "--out", names[f"models-{device}"])
-    if "training" not in skip:
-        for device in ("cpu", "cuda") if cuda else ("cpu",):
-            names[f"training-{device}"] = f"report{tag}-training-{device}"
+        if "training" not in skip:
             run("training.py", *data, "--device", device, *quick, "--out", names[f"training-{device}"])
+    if not args.reuse:
+        names = {k: v for k, v in names.items() if k.split("-")[0] not in skip}
 
     sections = {section: load(name) for section, name in names.items()}
     sections = {k: v for k, v in sections.items() if v is not None}

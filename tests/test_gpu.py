@@ -111,10 +111,13 @@ def test_resampled_packets_equal_the_cpu_path(device, train):
         view = T.imagenet(train, 224, last=lambda v: v)(image)
         packets.append(gpu.ToPacket()(view))
         references.append(T.ToTensor()(view))
-    y, cbcr = gpu.resample_packets(gpu.collate_packets(packets), device)
+    groups, order = gpu.collate_packets([(p, k) for k, p in enumerate(packets)], group=8)
+    assert len(groups) == -(-len(files) // 8)
+    y, cbcr = gpu.resample_packets(groups, device)
     assert y.device.type == device and y.shape == (len(files), 64, 28, 28) and cbcr.shape == (len(files), 128, 14, 14)
-    for k, ref in enumerate(references):
-        assert_close_to(y[k], cbcr[k], ref)
+    assert sorted(order.tolist()) == list(range(len(files)))
+    for k, index in enumerate(order.tolist()):
+        assert_close_to(y[k], cbcr[k], references[index])
 
 
 @needs_data
@@ -142,13 +145,17 @@ def test_gray_packets_give_zero_chroma(tmp_path):
     assert float(cbcr.abs().max()) == 0.0
 
 
-def test_resampling_refuses_tf32_on_cuda(monkeypatch):
+def test_resampling_stays_exact_with_tf32_matmuls():
     if not torch.cuda.is_available():
         pytest.skip("no CUDA")
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
-    packet = gpu.collate_packets([gpu.ToPacket()(T.F.resize(_tiny_image(), [16, 16]))])
-    with pytest.raises(RuntimeError, match="TF32"):
-        gpu.resample_packets(packet, "cuda")
+    view = T.F.resize(_tiny_image(), [16, 16])
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        y, cbcr = gpu.resample_packets(gpu.collate_packets([gpu.ToPacket()(view)]), "cuda")
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+    assert_close_to(y[0], cbcr[0], T.ToTensor()(view))
 
 
 def _tiny_image():
