@@ -71,10 +71,13 @@ def stage_figures(sections: dict) -> list[dict]:
         elif section.startswith("training"):
             d = data["figures"][data["best"][dct]]["images_per_s"]
             r = data["figures"][data["best"][rgb]]["images_per_s"]
-            stage += f" ({data['best'][dct].split(' + ', 1)[1]} / {data['best'][rgb].split(' + ', 1)[1]})"
+            loaders = f"{data['best'][dct].split(' + ', 1)[1]} / {data['best'][rgb].split(' + ', 1)[1]}"
         else:
             d, r = data["figures"][dct]["images_per_s"], data["figures"][rgb]["images_per_s"]
-        rows.append({"stage": stage, "dct_images_per_s": d, "rgb_images_per_s": r, "ratio": d / r})
+        row = {"stage": stage, "dct_images_per_s": d, "rgb_images_per_s": r, "ratio": d / r}
+        if section.startswith("training"):
+            row["best_loaders"] = loaders
+        rows.append(row)
     return rows
 
 
@@ -85,7 +88,7 @@ def plot(rows: list[dict], sections: dict, out: pathlib.Path, machine: str) -> l
     import matplotlib.pyplot as plt
 
     paths = []
-    fig, ax = plt.subplots(figsize=(10, 0.5 * len(rows) + 1.5))
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(rows) + 2))
     ys = range(len(rows))
     ax.barh([y + 0.2 for y in ys], [r["dct_images_per_s"] for r in rows], 0.4, label="DCT (dctload)")
     ax.barh([y - 0.2 for y in ys], [r["rgb_images_per_s"] for r in rows], 0.4, label="RGB (torchvision / DALI)")
@@ -94,9 +97,10 @@ def plot(rows: list[dict], sections: dict, out: pathlib.Path, machine: str) -> l
     ax.set_yticks(list(ys), [r["stage"] for r in rows])
     ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.set_xlabel("images/s (log scale)")
-    ax.set_title(f"DCT vs RGB per stage: {machine}", fontsize=9)
-    ax.legend(loc="lower right")
+    ax.set_xlim(right=8 * max(max(r["dct_images_per_s"], r["rgb_images_per_s"]) for r in rows))
+    ax.set_xlabel("images/s (log scale); labels: DCT / RGB")
+    ax.set_title(f"DCT vs RGB per stage\n{machine}", fontsize=9)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)
     fig.tight_layout()
     paths.append(out / "stages.png")
     fig.savefig(paths[-1], dpi=110)
@@ -174,7 +178,8 @@ def main(argv=None) -> int:
     rows = stage_figures(sections)
     print(f"\n== dctload bench: {described} ==\n")
     table = common.print_table(["stage", "DCT images/s", "RGB images/s", "DCT / RGB"],
-                               [[r["stage"], f"{r['dct_images_per_s']:.1f}", f"{r['rgb_images_per_s']:.1f}",
+                               [[r["stage"] + (f" ({r['best_loaders']})" if "best_loaders" in r else ""),
+                                 f"{r['dct_images_per_s']:.1f}", f"{r['rgb_images_per_s']:.1f}",
                                  f"{r['ratio']:.2f}x"] for r in rows])
     targets = [t | {"section": s} for s, d in sections.items() for t in d.get("targets", [])
                if s != "loaders-gpu" or "gpu" in d]
