@@ -18,6 +18,7 @@ DALI has no operator that outputs DCT coefficients, so dctload bridges:
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Sequence
 
 import numpy as np
@@ -187,13 +188,12 @@ class DALILoader:
                  size: int = 224, batch_size: int = 64, num_threads: int = 4, device_id: int | None = 0,
                  shard_id: int = 0, num_shards: int = 1, seed: int = 0, channels=None, output: str = "dct",
                  scale=(0.08, 1.0)):
-        dali = _dali()
+        _dali()
         from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
         if device_id is not None and not torch.cuda.is_available():
             raise RuntimeError("DALI's GPU pipelines need CUDA, which torch does not see here; pass "
                                "device_id=None for DALI on the CPU, or use the CPU loader (dctload.DCTImageFolder)")
-        del dali
         files = [str(p) for p, _ in samples]
         labels = [int(t) for _, t in samples]
         self.backend, self.output = backend, output
@@ -222,10 +222,9 @@ class DALILoader:
     def __len__(self) -> int:
         return self._len
 
-    class sampler:  # noqa: N801 - DataLoader's ``loader.sampler.set_epoch``; DALI reshuffles itself
-        @staticmethod
-        def set_epoch(epoch: int) -> None:
-            pass
+    # ``loader.sampler.set_epoch(epoch)``, as training scripts call it: DALI's reader
+    # reshuffles by itself every epoch.
+    sampler = SimpleNamespace(set_epoch=lambda epoch: None)
 
     def __iter__(self):
         for (outputs,) in self.iterator:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 import torchvision.transforms.v2.functional as v2
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from . import batch, coefficients, pixels, transforms
 from .coefficients import BLOCK, AxisMap
@@ -34,6 +34,7 @@ from .folder import DCTImageFolder
 from .reader import read_header
 from .transforms.functional import DCTView
 
+#: Every GPU path: GPULoader's two, then dctload.dali.DALILoader's two.
 BACKENDS = ("coefficients", "nvjpeg", "dali", "dali-hybrid")
 
 
@@ -309,6 +310,8 @@ def geometry_on_gpu(images: Sequence[torch.Tensor], boxes: torch.Tensor, flips: 
 
 
 def require_cuda(backend: str, device) -> torch.device:
+    """``device`` (default CUDA) as a torch.device; a clear error where CUDA is asked for
+    and absent."""
     device = torch.device(device if device is not None else "cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"the {backend!r} GPU backend needs CUDA, which torch does not see here; "
@@ -323,8 +326,9 @@ class GPULoader:
     ``backend``: ``"coefficients"`` (workers entropy-decode, the GPU resamples the
     coefficients exactly) or ``"nvjpeg"`` (workers read bytes, the GPU decodes to pixels
     and converts). ``channels``: a channel subset (:func:`dctload.batch.channel_indices`).
-    Sharding for DistributedDataParallel is by ``rank``/``world`` (a DistributedSampler;
-    validation keeps every file once by ``drop_last=False`` and no padding).
+    Sharding for DistributedDataParallel is by ``rank``/``world``: a DistributedSampler
+    for training, strided shards for validation (every file once, no padding).
+    ``dataset``: the underlying dataset (``DCTImageFolder.skipped()`` for on_error="skip").
     """
 
     def __init__(self, samples: Sequence[tuple[str, int]], backend: str = "coefficients", train: bool = True,
@@ -332,9 +336,7 @@ class GPULoader:
                  rank: int = 0, world: int = 1, seed: int = 0, scale=(0.08, 1.0), on_error: str = "raise"):
         if backend not in ("coefficients", "nvjpeg"):
             raise ValueError(f"GPULoader backends are 'coefficients' and 'nvjpeg' (DALI: dctload.dali), not {backend!r}")
-        self.device = device if device is not None and torch.device(device).type == "cpu" else \
-            require_cuda(backend, device)
-        self.device = torch.device(self.device)
+        self.device = require_cuda(backend, device)
         self.backend, self.train, self.size = backend, train, size
         self.channels = None if channels is None else tuple(t.to(self.device) for t in batch.channel_indices(channels))
         if backend == "coefficients":
@@ -344,12 +346,12 @@ class GPULoader:
             if on_error != "raise":
                 raise ValueError("the nvjpeg backend raises on bad files (on_error='raise')")
             dataset, collate = EncodedJPEGs(samples, train, scale), collate_encoded
+        self.dataset = dataset
         if train:
             self.sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed,
                                               drop_last=False)
-        else:
-            self.sampler = _Strided(len(dataset), rank, world)
-        self.dataset = dataset
+        else:  # every file once over all ranks: strided shards, no padding (as nets.data.val_loader)
+            dataset, self.sampler = Subset(dataset, range(rank, len(dataset), world)), None
         self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
                                  collate_fn=collate, pin_memory=self.device.type == "cuda", drop_last=train,
                                  persistent_workers=workers > 0, worker_init_fn=_one_thread if workers else None)
@@ -368,20 +370,6 @@ class GPULoader:
             if self.channels is not None:
                 y, cbcr = y.index_select(1, self.channels[0]), cbcr.index_select(1, self.channels[1])
             yield (y, cbcr), targets.to(self.device, non_blocking=True)
-
-
-class _Strided(torch.utils.data.Sampler):
-    def __init__(self, n: int, rank: int, world: int):
-        self.indices = range(rank, n, world)
-
-    def set_epoch(self, epoch: int) -> None:
-        pass
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __iter__(self):
-        return iter(self.indices)
 
 
 def _one_thread(_):

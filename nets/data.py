@@ -14,6 +14,7 @@ import torchvision.transforms.v2
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 
 import dctload
+import dctload.gpu
 import dctload.transforms as T
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -109,7 +110,7 @@ def val_loader(dataset: Dataset, batch_size: int, workers: int, rank: int = 0, w
                       worker_init_fn=_worker_init if workers else None)
 
 
-GPU_LOADERS = ("coefficients", "nvjpeg", "dali", "dali-hybrid")
+GPU_LOADERS = dctload.gpu.BACKENDS
 
 
 def gpu_loaders(kind: str, train_set, val_set, batch_size: int, workers: int, seed: int, rank: int, world: int,
@@ -121,11 +122,10 @@ def gpu_loaders(kind: str, train_set, val_set, batch_size: int, workers: int, se
     if not dct and kind != "dali":
         raise ValueError(f"RGB models load with 'cpu' or 'dali', not {kind!r}")
     if kind in ("coefficients", "nvjpeg"):
-        from dctload.gpu import GPULoader
-
         common = dict(backend=kind, size=size, batch_size=batch_size, workers=workers, device=device,
                       channels=channels, rank=rank, world=world, seed=seed, scale=scale)
-        return GPULoader(train_set.samples, train=True, **common), GPULoader(val_set.samples, train=False, **common)
+        return (dctload.gpu.GPULoader(train_set.samples, train=True, **common),
+                dctload.gpu.GPULoader(val_set.samples, train=False, **common))
     from dctload.dali import DALILoader
 
     device = torch.device(device if device is not None else "cuda")

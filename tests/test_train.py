@@ -71,6 +71,19 @@ def test_amp_channels_last_accumulation_step_schedule_and_channel_subsets(tiny_s
     assert any((tmp_path / "tensorboard").iterdir())
 
 
+@pytest.mark.parametrize("loader,model", [("coefficients", "late_concat_rfa_thinner"), ("nvjpeg", "downsampling"),
+                                          ("dali", "late_concat_rfa_thinner"), ("dali-hybrid", "upsampling"),
+                                          ("dali", "resnet50")])
+def test_gpu_loaders_train_and_validate_every_image(tiny_shapes, tmp_path, loader, model):
+    """The GPU paths behind --loader, on torch's CPU device and DALI's CPU pipelines here
+    (on CUDA where a GPU is present): a run completes and validation sees every image."""
+    if loader.startswith("dali"):
+        pytest.importorskip("nvidia.dali", reason="NVIDIA DALI is not installed")
+    records = run_train(tiny_shapes, tmp_path, "--model", model, "--epochs", "1", "--workers", "1",
+                        "--loader", loader)
+    assert records[0]["val_images"] == 15 and records[0]["train_images"] == 32  # 36 images, batches of 8
+
+
 def test_evaluate_and_plot_read_a_run(tiny_shapes, tmp_path, capsys):
     records = run_train(tiny_shapes, tmp_path, "--model", "late_concat_rfa_thinner", "--epochs", "2", "--workers", "0")
     capsys.readouterr()
