@@ -18,7 +18,7 @@ Two ways to get ``(y, cbcr)`` onto a GPU:
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
