@@ -25,10 +25,8 @@ import numpy as np
 import torch
 
 from . import batch, gpu
+from .pixels import IMAGENET_MEAN, IMAGENET_STD
 from .transforms import imagenet, resize_size
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _dali():

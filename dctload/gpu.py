@@ -32,7 +32,7 @@ from .coefficients import BLOCK, AxisMap
 from .errors import JPEGError
 from .folder import DCTImageFolder
 from .reader import read_header
-from .transforms.functional import DCTView
+from .transforms.functional import DCTView, chroma_grids
 
 #: Every GPU path: GPULoader's two, then dctload.dali.DALILoader's two.
 BACKENDS = ("coefficients", "nvjpeg", "dali", "dali-hybrid")
@@ -88,12 +88,7 @@ class ToPacket(transforms.Transform):
         if height % 16 or width % 16:
             raise ValueError(f"output size {height}x{width} is not a multiple of 16 (whole 4:2:0 MCUs); add a crop")
         img = view.image
-        grids = [(view.rows, view.cols)]
-        if img.cb is not None:
-            h_max = max(h for h, _ in img.sampling)
-            v_max = max(v for _, v in img.sampling)
-            grids += [(view.rows.subsampled(v_max / v, height // 2), view.cols.subsampled(h_max / h, width // 2))
-                      for h, v in img.sampling[1:]]
+        grids = [(view.rows, view.cols)] + (chroma_grids(view) if img.cb is not None else [])
         planes, geometry = [], []
         for plane, (rows, cols) in zip(img.components, grids):
             (r0, r1), (c0, c1) = _blocks_under(rows), _blocks_under(cols)
@@ -254,8 +249,7 @@ class EncodedJPEGs(Dataset):
             raise type(exc)(exc.reason, source=path, code=exc.code) from None
         height, width = header["height"], header["width"]
         if self.train:
-            shape_only = torch.empty(()).expand(height, width)
-            box = torchvision.transforms.RandomResizedCrop.get_params(shape_only, self.scale, self.ratio)
+            box = transforms.RandomResizedCrop.get_params(height, width, self.scale, self.ratio)
             flip = bool(torch.rand(()) < 0.5)
         else:
             box, flip = (0, 0, height, width), False

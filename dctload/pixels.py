@@ -14,6 +14,10 @@ import torch
 from . import coefficients
 from .coefficients import BLOCK, LEVEL_SHIFT
 
+#: torchvision's ImageNet normalization of RGB in 0..1 (RGB networks' input).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 def _constant(array, like: torch.Tensor) -> torch.Tensor:
     dtype = like.dtype if like.is_floating_point() else torch.float32

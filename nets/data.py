@@ -16,9 +16,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, S
 import dctload
 import dctload.gpu
 import dctload.transforms as T
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from dctload.pixels import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 - nets' RGB constants live in dctload
 
 
 def dct_transform(train: bool, size: int, channels=None, scale=(0.08, 1.0)):

@@ -43,11 +43,15 @@ class RandomResizedCrop(Transform):
         self.size = [size, size] if isinstance(size, int) else list(size)
         self.scale, self.ratio = tuple(scale), tuple(ratio)
 
-    def __call__(self, image) -> DCTView:
-        height, width = F.get_dimensions(image)
+    @staticmethod
+    def get_params(height: int, width: int, scale, ratio) -> tuple[int, int, int, int]:
+        """(top, left, height, width) of a random box, from torchvision's own ``get_params``."""
         # get_params only reads the shape: a stride-0 expansion allocates nothing.
         shape_only = torch.empty(()).expand(height, width)
-        top, left, h, w = _TorchvisionRandomResizedCrop.get_params(shape_only, self.scale, self.ratio)
+        return tuple(_TorchvisionRandomResizedCrop.get_params(shape_only, scale, ratio))
+
+    def __call__(self, image) -> DCTView:
+        top, left, h, w = self.get_params(*F.get_dimensions(image), self.scale, self.ratio)
         return F.resized_crop(image, top, left, h, w, self.size)
 
 

@@ -117,6 +117,17 @@ def hflip(image) -> DCTView:
     return dataclasses.replace(view, cols=dataclasses.replace(view.cols, flip=not view.cols.flip))
 
 
+def chroma_grids(view: DCTView) -> list[tuple[AxisMap, AxisMap]]:
+    """(rows, cols) of Cb and Cr: the view's field of view on each chroma plane's own
+    samples, sampled to half the output size (4:2:0), whatever the file's subsampling."""
+    img = view.image
+    height, width = view.size
+    h_max = max(h for h, _ in img.sampling)
+    v_max = max(v for _, v in img.sampling)
+    return [(view.rows.subsampled(v_max / v, height // 2), view.cols.subsampled(h_max / h, width // 2))
+            for h, v in img.sampling[1:]]
+
+
 def to_tensor(image) -> tuple[torch.Tensor, torch.Tensor]:
     """Computes the view as the batch contract's ``(y, cbcr)`` (see :mod:`dctload.batch`).
 
@@ -132,10 +143,7 @@ def to_tensor(image) -> tuple[torch.Tensor, torch.Tensor]:
     if img.cb is None:
         cbcr = np.zeros((2 * 64, height // 16, width // 16), np.float32)
     else:
-        h_max = max(h for h, _ in img.sampling)
-        v_max = max(v for _, v in img.sampling)
-        grids = [(view.rows.subsampled(v_max / v, height // 2), view.cols.subsampled(h_max / h, width // 2))
-                 for h, v in img.sampling[1:]]
+        grids = chroma_grids(view)
         if grids[0] == grids[1]:  # Cb and Cr on one grid (always, in practice): one pass
             cbcr = coefficients.resample([img.cb, img.cr], img.qt[1:], *grids[0])
         else:
