@@ -30,7 +30,7 @@ def machine() -> dict:
     except OSError:
         pass
     versions = {}
-    for package in ("dctload", "numpy", "torch", "torchvision", "pillow", "jpeglib"):
+    for package in ("dctload", "numpy", "torch", "torchvision", "pillow", "jpeglib", "nvidia-dali-cuda120"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -60,15 +60,17 @@ def machine() -> dict:
     }
 
 
-def interleaved(contestants: dict[str, Callable[[], float]], rounds: int, progress=print) -> dict[str, list[float]]:
+def interleaved(contestants: dict[str, Callable[[], float]], rounds: int, progress=print,
+                warmup: bool = True) -> dict[str, list[float]]:
     """Runs every contestant once per round, rotating the order; returns seconds per round.
 
     A contestant returns its own measured seconds (so it can exclude set-up), or None
-    to be timed from outside.
+    to be timed from outside. ``warmup=False`` leaves out the untimed first pass, for
+    contestants that warm up inside their own runs.
     """
     names = list(contestants)
     times = {name: [] for name in names}
-    for name in names:  # warm-up: code paths, caches, allocator
+    for name in names if warmup else ():  # warm-up: code paths, caches, allocator
         contestants[name]()
     for r in range(rounds):
         order = names[r % len(names):] + names[: r % len(names)]
@@ -96,8 +98,9 @@ def print_table(header: list[str], rows: list[list]) -> str:
 
 
 def write_json(name: str, payload: dict) -> pathlib.Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    """Writes ``payload`` to ``bench/results/<name>.json`` (``name`` may be a path)."""
     path = RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
 
@@ -161,4 +164,6 @@ def readable_files(args, **read_options) -> tuple[pathlib.Path, list[pathlib.Pat
             refused.append(f"{path.name}: {result.reason}")
         else:
             files.append(path)
+    if not files:
+        raise SystemExit(f"no readable JPEG in {folder} ({len(refused)} refused: {'; '.join(refused[:3])})")
     return folder, files, refused

@@ -1,6 +1,6 @@
 """Model benchmark: parameters, GFLOPs and forward throughput of every nets/ model.
 
-    python bench/models.py [--device cpu|cuda|all] [--rounds N] [--quick]
+    python bench/models.py [--device cpu|cuda|all] [--rounds N] [--models a,b] [--quick]
 
 CPU: inference mode, channels_last, batch 16, float32, all torch threads. GPU (where
 available): bf16 autocast, channels_last, batch 256. DCT models get the dctload batch
@@ -44,9 +44,9 @@ def gflops(name: str) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def contestants(device: str, batch: int, iterations: int) -> dict:
+def contestants(device: str, batch: int, iterations: int, names: list[str]) -> dict:
     out = {}
-    for name in nets.list_models():
+    for name in names:
         model = nets.create_model(name).eval().to(device, memory_format=torch.channels_last)
         args = inputs(name, batch, device)
 
@@ -68,7 +68,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="1 round, fewer iterations")
+    parser.add_argument("--models", default="", help="comma-separated models (default: all; --quick: the two "
+                        "of the target)")
+    parser.add_argument("--quick", action="store_true", help="1 round, fewer iterations, the target's two models")
     parser.add_argument("--out", help="result name under bench/results/ (one --device only; default models-<device>)")
     args = parser.parse_args(argv)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
@@ -79,13 +81,17 @@ def main(argv=None) -> int:
         devices.remove("cuda")
     if args.quick:
         args.rounds = 1
+    names = [n for n in args.models.split(",") if n] or ([TARGET[2], TARGET[1]] if args.quick else nets.list_models())
+    unknown = sorted(set(names) - set(nets.list_models()))
+    if unknown or "resnet50" not in names:
+        parser.error(f"unknown models {unknown}" if unknown else "--models must include resnet50 (the baseline)")
     torch.backends.cudnn.benchmark = True
-    flops = {name: gflops(name) for name in nets.list_models()}
-    params = {name: sum(p.numel() for p in nets.create_model(name).parameters()) for name in nets.list_models()}
+    flops = {name: gflops(name) for name in names}
+    params = {name: sum(p.numel() for p in nets.create_model(name).parameters()) for name in names}
     for device in devices:
         batch, iterations = (256, 10 if args.quick else 30) if device == "cuda" else (16, 1 if args.quick else 3)
         print(f"\n{device}: batch {batch}, {iterations} batches per round, {args.rounds} rounds")
-        times = common.interleaved(contestants(device, batch, iterations), args.rounds)
+        times = common.interleaved(contestants(device, batch, iterations, names), args.rounds)
         rows, figures = [], {}
         for name, seconds in times.items():
             rate = 1.0 / common.statistics.median(seconds)

@@ -6,7 +6,8 @@ and GPU loaders with worker scaling, model forward passes, and end-to-end traini
 (``late_concat_rfa_thinner`` on DCT against ``resnet50`` on RGB, each with its best
 loader) on the CPU and, where CUDA is present, on the GPU. Prints one table of images/s
 per stage with ratios, and writes ``report.json`` (the machine and every figure),
-``stages.png`` and ``workers.png`` to ``bench/results/report/`` (``--out``).
+``stages.png`` and ``workers.png`` to ``bench/results/report[-quick]/`` (``--out``), each
+section's own JSON under its ``sections/``.
 
 The benchmark scripts live in the repository's ``bench/`` folder: run this from a
 checkout (``pip install -e .``), as the README's set-up does.
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import pathlib
+import statistics
 import subprocess
 import sys
 import time
@@ -43,12 +45,14 @@ def run(script: str, *arguments: str) -> None:
     command = [sys.executable, str(BENCH / script), *arguments]
     print(f"\n$ {' '.join(command[1:])}", flush=True)
     start = time.perf_counter()
-    subprocess.run(command, check=True)
+    code = subprocess.run(command).returncode
+    if code:
+        raise SystemExit(f"dctload bench: {script} failed (exit status {code}); see its output above")
     print(f"({time.perf_counter() - start:.0f} s)", flush=True)
 
 
 def load(name: str) -> dict | None:
-    path = BENCH / "results" / f"{name}.json"
+    path = pathlib.Path(f"{name}.json")
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -59,26 +63,31 @@ def stage_figures(sections: dict) -> list[dict]:
         data = sections.get(section)
         if data is None:
             continue
+        figures = data.get("gpu", {}).get("figures", {}) if section == "loaders-gpu" else data["figures"]
         if section == "loaders":
             workers = max(int(w) for w in data["worker_scaling"]["dct"])
             stage = f"train loader, {workers} workers"
-            d, r = data["worker_scaling"]["dct"][str(workers)], data["worker_scaling"]["rgb"][str(workers)]
-        elif section == "loaders-gpu":
-            figures = data.get("gpu", {}).get("figures", {})
-            if dct not in figures or rgb not in figures:
-                continue
-            d, r = figures[dct]["images_per_s"], figures[rgb]["images_per_s"]
+            dct, rgb = f"dct, {workers} workers", f"rgb, {workers} workers"
         elif section.startswith("training"):
-            d = data["figures"][data["best"][dct]]["images_per_s"]
-            r = data["figures"][data["best"][rgb]]["images_per_s"]
-            loaders = f"{data['best'][dct].split(' + ', 1)[1]} / {data['best'][rgb].split(' + ', 1)[1]}"
-        else:
-            d, r = data["figures"][dct]["images_per_s"], data["figures"][rgb]["images_per_s"]
-        row = {"stage": stage, "dct_images_per_s": d, "rgb_images_per_s": r, "ratio": d / r}
+            dct, rgb = data["best"][dct], data["best"][rgb]
+        if dct not in figures or rgb not in figures:
+            continue
+        row = {"stage": stage, "dct_images_per_s": figures[dct]["images_per_s"],
+               "rgb_images_per_s": figures[rgb]["images_per_s"], "ratio": _ratio(figures[dct], figures[rgb])}
         if section.startswith("training"):
-            row["best_loaders"] = loaders
+            row["best_loaders"] = f"{dct.split(' + ', 1)[1]} / {rgb.split(' + ', 1)[1]}"
         rows.append(row)
     return rows
+
+
+def _ratio(dct: dict, rgb: dict) -> float:
+    """DCT's speed over RGB's: the median of the within-round ratios where the rounds'
+    times are recorded (as the targets take it: rounds share the machine's noise), else
+    the ratio of images/s."""
+    for key in ("seconds_per_image_per_round", "seconds_per_round"):
+        if key in dct and key in rgb and len(dct[key]) == len(rgb[key]):
+            return statistics.median(r / d for d, r in zip(dct[key], rgb[key]))
+    return dct["images_per_s"] / rgb["images_per_s"]
 
 
 def plot(rows: list[dict], sections: dict, out: pathlib.Path, machine: str) -> list[pathlib.Path]:
@@ -145,12 +154,13 @@ def main(argv=None) -> int:
     data = [args.folder] if args.folder else []
     quick = ["--quick"] if args.quick else []
     tag = "-quick" if args.quick else ""
-    names = {"reader": f"report{tag}-reader", "pipeline": f"report{tag}-pipeline",
-             "loaders": f"report{tag}-loaders"}
+    out = pathlib.Path(args.out) if args.out else BENCH / "results" / f"report{tag}"
+    # each section's JSON goes to <out>/sections/<section>.json
+    names = {section: str((out / "sections" / section).resolve()) for section in ("reader", "pipeline", "loaders")}
     devices = ("cpu", "cuda") if cuda else ("cpu",)
     for device in devices:
-        names[f"models-{device}"] = f"report{tag}-models-{device}"
-        names[f"training-{device}"] = f"report{tag}-training-{device}"
+        for section in ("models", "training"):
+            names[f"{section}-{device}"] = str((out / "sections" / f"{section}-{device}").resolve())
     if "reader" not in skip:
         run("reader.py", *data, *quick, "--out", names["reader"])
     if "pipeline" not in skip:
@@ -193,7 +203,6 @@ def main(argv=None) -> int:
         state = "    " if t["met"] is None else "MET " if t["met"] else "MISS"
         measured = "not measured" if t["measured"] is None else f"{t['measured']:.2f}x"
         print(f"  {state}  {t['target']}: {measured}")
-    out = pathlib.Path(args.out) if args.out else BENCH / "results" / f"report{tag}"
     out.mkdir(parents=True, exist_ok=True)
     plots = plot(rows, sections, out, described)
     report = {"machine": machine, "quick": args.quick, "folder": args.folder or "built-in default data set",
