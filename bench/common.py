@@ -149,6 +149,21 @@ def parse_data_arguments(description: str, name: str, argv=None):
     return args
 
 
+def folder_label(folder) -> str:
+    """How results name a data folder without this machine's paths: the default data set
+    by its name, ``../shared/data`` by its place beside the repository, others as given."""
+    from dctload import datasets
+
+    folder = pathlib.Path(folder).resolve()
+    if folder.is_relative_to(datasets.cache_dir().resolve()):
+        return f"default data set ({folder.name})"
+    parts = folder.parts
+    for i in range(len(parts) - 1):
+        if parts[i:i + 2] == ("shared", "data"):
+            return str(pathlib.Path("..", *parts[i:]))
+    return str(folder)
+
+
 def readable_files(args, **read_options) -> tuple[pathlib.Path, list[pathlib.Path], list[str]]:
     """(folder, the files dctload reads with ``read_options``, "name: reason" of the others)."""
     import dctload

@@ -135,7 +135,7 @@ def main(argv=None) -> int:
              f"{common.median_ratio(times[f'rgb, {w} workers'], times[f'dct, {w} workers']):.2f}x"] for w in counts]
     print()
     table = common.print_table(["workers", "dct images/s", "rgb images/s", "dct vs rgb"], rows)
-    payload = {"benchmark": "loaders", "folder": str(folder), "files": len(files), "refused": refused,
+    payload = {"benchmark": "loaders", "folder": common.folder_label(folder), "files": len(files), "refused": refused,
                "batch": batch, "rounds": args.rounds, "machine": common.machine(), "figures": figures,
                "worker_scaling": scaling, "table": table, "targets": []}
     name = args.out or f"loaders-{folder.name}"

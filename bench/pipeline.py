@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     print()
     results = common.report_targets(times, TARGETS)
     path = common.write_json(args.out or f"pipeline-{folder.name}", {
-        "benchmark": "pipeline", "folder": str(folder), "files": len(files), "refused": refused,
+        "benchmark": "pipeline", "folder": common.folder_label(folder), "files": len(files), "refused": refused,
         "rounds": args.rounds, "machine": common.machine(), "figures": figures, "targets": results, "table": table,
     })
     print(f"\nwrote {path}")

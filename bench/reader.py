@@ -131,7 +131,7 @@ def main(argv=None) -> int:
 
     name = args.out or f"reader-{folder.name}"
     path = common.write_json(name, {
-        "benchmark": "reader", "folder": str(folder), "files": n, "refused": refused,
+        "benchmark": "reader", "folder": common.folder_label(folder), "files": n, "refused": refused,
         "rounds": args.rounds, "machine": common.machine(), "figures": figures,
         "targets": results, "two_core_ceiling_in_c": ceiling, "table": table,
     })

@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     results = common.report_targets(times, [(label, best[RGB_MODEL], best[DCT_MODEL], TARGET_RATIO, ">=")])
     name = args.out or f"training-{args.device}"
     path = common.write_json(name, {
-        "benchmark": "training", "device": args.device, "folder": str(folder), "files": len(files),
+        "benchmark": "training", "device": args.device, "folder": common.folder_label(folder), "files": len(files),
         "refused": refused, "batch": batch, "steps": steps, "workers": workers, "rounds": args.rounds,
         "machine": common.machine(), "figures": figures, "best": best, "targets": results, "table": table,
     })
