@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import pathlib
-import statistics
 import subprocess
 import sys
 import time
@@ -80,13 +79,22 @@ def stage_figures(sections: dict) -> list[dict]:
     return rows
 
 
+def _common():
+    """``bench/common.py``, the benchmarks' shared helpers."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    import common
+
+    return common
+
+
 def _ratio(dct: dict, rgb: dict) -> float:
     """DCT's speed over RGB's: the median of the within-round ratios where the rounds'
     times are recorded (as the targets take it: rounds share the machine's noise), else
     the ratio of images/s."""
     for key in ("seconds_per_image_per_round", "seconds_per_round"):
         if key in dct and key in rgb and len(dct[key]) == len(rgb[key]):
-            return statistics.median(r / d for d, r in zip(dct[key], rgb[key]))
+            return _common().median_ratio(rgb[key], dct[key])
     return dct["images_per_s"] / rgb["images_per_s"]
 
 
@@ -180,9 +188,7 @@ def main(argv=None) -> int:
 
     sections = {section: load(name) for section, name in names.items()}
     sections = {k: v for k, v in sections.items() if v is not None}
-    sys.path.insert(0, str(BENCH))
-    import common
-
+    common = _common()
     machine = common.machine()
     described = f"{machine['cpu']}, {machine['cores_available']} cores" + (f", {machine['gpu']}" if machine["gpu"] else "")
     rows = stage_figures(sections)
