@@ -149,6 +149,13 @@ def parse_data_arguments(description: str, name: str, argv=None):
     return args
 
 
+def labelled_samples(files, images: int, repeat: int = 1) -> list[tuple[str, int]]:
+    """``(path, label)`` samples of ``files`` (labels cycling over 1000 classes), the list
+    repeated ``repeat`` times, or more until it holds at least ``images`` samples."""
+    repeat = max(repeat, -(-images // len(files)))
+    return [(str(f), k % 1000) for k, f in enumerate(files)] * repeat
+
+
 def folder_label(folder) -> str:
     """How results name a data folder without this machine's paths: the default data set
     by its name, ``../shared/data`` by its place beside the repository, others as given."""

@@ -115,14 +115,13 @@ def main(argv=None) -> int:
     args = parse(argv)
     folder, files, refused = common.readable_files(args, fallback="pixels")
     batch = 64
-    # a small folder is listed again until --steps full batches fit in a pass
-    repeat = max(args.repeat, -(-args.steps * batch // len(files)), -(-batch // len(files)))
-    samples = [(str(f), k % 1000) for k, f in enumerate(files)] * repeat
+    # a small folder is listed again until --steps (at least one) full batches fit in a pass
+    samples = common.labelled_samples(files, max(1, args.steps) * batch, args.repeat)
     cores = common.machine()["cores_available"]
     counts = [int(w) for w in args.workers.split(",")] if args.workers else \
         sorted({w for w in (1, 2, 4, 8, 12, 16) if w <= cores} | {cores})
     steps = args.steps or max(1, len(samples) // batch)
-    print(f"{len(files)} files (x{repeat}) from {folder}; CPU loaders, batches of {batch}, {steps} per round, workers {counts}")
+    print(f"{len(files)} files (x{len(samples) // len(files)}) from {folder}; CPU loaders, batches of {batch}, {steps} per round, workers {counts}")
     contestants = {}
     for workers in counts:
         contestants[f"dct, {workers} workers"] = timed(cpu_loader(samples, True, workers, batch), steps, None)
@@ -143,7 +142,7 @@ def main(argv=None) -> int:
     if torch.cuda.is_available() and not args.no_gpu:
         gpu_batch = 256
         gpu_workers = args.gpu_workers or max(1, cores - 2)
-        gpu_samples = samples * -(-max(1, args.steps) * gpu_batch // len(samples))
+        gpu_samples = common.labelled_samples(files, max(1, args.steps) * gpu_batch, len(samples) // len(files))
         gpu_steps = args.steps or len(gpu_samples) // gpu_batch
         print(f"\nGPU loaders on {torch.cuda.get_device_name(0)}: batches of {gpu_batch}, {gpu_workers} workers")
         gpu_times = common.interleaved({k: timed(v, gpu_steps, "cuda") for k, v in

@@ -111,15 +111,13 @@ def main(argv=None) -> int:
         return 1
     if args.quick:
         args.rounds, args.steps = 1, args.steps or (8 if cuda else 2)
-        args.batch = args.batch or (256 if cuda else 8)
-    batch = args.batch or (256 if cuda else 16)
+    batch = args.batch or (256 if cuda else 8 if args.quick else 16)
     steps = args.steps or (20 if cuda else 4)
     cores = common.machine()["cores_available"]
     workers = args.workers or (max(1, cores - 2) if cuda else 1)
     folder, files, refused = common.readable_files(args, fallback="pixels")
     # enough samples that no pass runs short of its untimed first step and the timed ones
-    repeat = -(-(steps + 2) * batch // len(files))
-    samples = [(str(f), k % 1000) for k, f in enumerate(files)] * repeat
+    samples = common.labelled_samples(files, (steps + 2) * batch)
     if cuda:
         torch.backends.cudnn.benchmark = True
     print(f"{len(files)} files from {folder}; {args.device}, batch {batch}, {steps} steps per round, "
