@@ -82,6 +82,65 @@ def interleaved(contestants: dict[str, Callable[[], float]], rounds: int, progre
     return times
 
 
+def prefetch_depth(loader) -> int:
+    """Batches ``loader`` may have ready before they are asked for: a DataLoader's (also
+    the one inside dctload.gpu.GPULoader) workers x prefetch_factor; DALI's CPU and GPU
+    queues (dctload.dali.DALILoader)."""
+    import torch
+
+    inner = getattr(loader, "loader", loader)
+    if isinstance(inner, torch.utils.data.DataLoader):
+        return inner.num_workers * (inner.prefetch_factor or 0)
+    pipeline = getattr(loader, "pipeline", None)
+    if pipeline is not None:
+        return pipeline.cpu_queue_size + pipeline.gpu_queue_size
+    return 0
+
+
+#: Rounds of a worker pool that a steady-state clock spans: N workers that start together
+#: deliver their batches in bursts of N, so a window of a few bursts is needed.
+POOL_ROUNDS = 3
+
+
+def worker_headroom(workers: int) -> int:
+    """Batches a pass needs beyond its timed ones for :func:`steady_state` (the first
+    batch and the largest backlog of the benchmarks' loaders: 4 per worker, or DALI's)."""
+    return 1 + 4 * max(workers, 1)
+
+
+def steady_state(loader, steps: int, consume: Callable, device: str | None) -> Callable[[], float]:
+    """A contestant: seconds per image over ``steps`` batches of a fresh pass of ``loader``
+    through ``consume(inputs, targets)``, in steady state.
+
+    The first batch goes through ``consume`` outside the clock (start-up: worker
+    processes, DALI's pipeline, kernel choice, allocator), then the batches the loader may
+    have prepared meanwhile (:func:`prefetch_depth`) are drawn and dropped, so that the
+    clock sees the rate at which the loader makes batches, not its backlog.
+    """
+    import itertools
+
+    import torch
+
+    def run():
+        stream = iter(loader)
+        consume(*next(stream))
+        for _ in itertools.islice(stream, prefetch_depth(loader)):
+            pass
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        images = batches = 0
+        for inputs, targets in itertools.islice(stream, steps):
+            consume(inputs, targets)
+            images, batches = images + targets.shape[0], batches + 1
+        if device == "cuda":
+            torch.cuda.synchronize()
+        if batches < steps:  # a short pass would time part of the work against others' whole
+            raise RuntimeError(f"a pass held {batches} of the {steps} timed batches; list more samples")
+        return (time.perf_counter() - start) / images
+    return run
+
+
 def median_ratio(slow: list[float], fast: list[float]) -> float:
     """Median over rounds of slow/fast, each ratio within one round."""
     return statistics.median(s / f for s, f in zip(slow, fast))

@@ -8,7 +8,8 @@ RandomResizedCrop(224) + flip -> (y, cbcr)) against torchvision's (decode_jpeg +
 transforms.v2, what nets.train gives resnet50). Where CUDA is present, the GPU paths too,
 batches of 256 on the device: dctload.gpu's 'coefficients' (exact DCT-domain resampling on
 the GPU) and 'nvjpeg', and dctload.dali's 'dali' (nvJPEG pixels -> GPU DCT) and
-'dali-hybrid' against DALI's plain RGB pipeline. Target (issue 8): the DCT conversion adds
+'dali-hybrid' against DALI's plain RGB pipeline, timed in steady state
+(``common.steady_state``) over three bursts of the worker pool. Target (issue 8): the DCT conversion adds
 at most 10% to the RGB DALI pipeline's time per batch. Writes
 bench/results/loaders-<folder name>[-<gpu>].json.
 """
@@ -52,9 +53,41 @@ def cpu_loader(samples, dct: bool, workers: int, batch: int, size: int = 224):
         dataset = dctload.DCTImageFolder.from_samples(samples, loaders.dct_transform(True, size), on_error="skip")
     else:
         dataset = Files(samples, loaders.rgb_transform(True, size))
+    return worker_loader(dataset, loaders.collate_for(dct), workers, batch)
+
+
+def packet_loader(samples, workers: int, batch: int, size: int = 224):
+    """The host side of dctload.gpu's 'coefficients' backend: workers entropy-decode, draw
+    the train recipe and ship sparse packets (``collate_packets``); the GPU's part, the
+    resampling, is left out."""
+    from dctload import gpu
+
+    return worker_loader(packet_dataset(samples, size), gpu.collate_packets, workers, batch)
+
+
+def packet_dataset(samples, size: int = 224):
+    from dctload import gpu, transforms
+
+    return dctload.DCTImageFolder.from_samples(samples, transforms.imagenet(True, size, last=gpu.ToPacket()),
+                                               on_error="skip")
+
+
+def packet_kilobytes(samples, batch: int) -> dict:
+    """Kilobytes per image of a batch of packets, shipped (sparse) and as dense blocks."""
+    from dctload import gpu
+
+    dataset = packet_dataset(samples[:batch])
+    packets = [dataset[i][0] for i in range(len(dataset))]
+    packed = gpu.collate_packets(packets)
+    dense = sum(p[k].numel() * 2 for p in packets for k in range(3))
+    shipped = sum(t.numel() * t.element_size() for t in packed)
+    return {"shipped_kb_per_image": shipped / len(packets) / 1e3, "dense_kb_per_image": dense / len(packets) / 1e3}
+
+
+def worker_loader(dataset, collate, workers: int, batch: int):
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True, persistent_workers=False,
-        collate_fn=loaders.collate_for(dct), worker_init_fn=lambda _: torch.set_num_threads(1), prefetch_factor=4)
+        collate_fn=collate, worker_init_fn=lambda _: torch.set_num_threads(1), prefetch_factor=4)
 
 
 def gpu_loaders(samples, batch: int, workers: int) -> dict:
@@ -78,17 +111,15 @@ def gpu_loaders(samples, batch: int, workers: int) -> dict:
     return out
 
 
-def timed(batches, steps: int, device: str | None):
-    """A contestant: a fresh pass of up to ``steps`` batches (CPU loaders start their
-    workers inside the timing, so an idle loader never works in another's time);
-    seconds per image."""
+def timed(batches, steps: int):
+    """A CPU contestant: a fresh pass of up to ``steps`` batches, its workers started
+    inside the timing (so an idle loader never works in another's time); seconds per
+    image."""
     def run():
         start = time.perf_counter()
         images = 0
         for inputs, targets in itertools.islice(iter(batches), steps):
             images += targets.shape[0]
-        if device == "cuda":
-            torch.cuda.synchronize()
         return (time.perf_counter() - start) / images
     return run
 
@@ -124,29 +155,37 @@ def main(argv=None) -> int:
     print(f"{len(files)} files (x{len(samples) // len(files)}) from {folder}; CPU loaders, batches of {batch}, {steps} per round, workers {counts}")
     contestants = {}
     for workers in counts:
-        contestants[f"dct, {workers} workers"] = timed(cpu_loader(samples, True, workers, batch), steps, None)
-        contestants[f"rgb, {workers} workers"] = timed(cpu_loader(samples, False, workers, batch), steps, None)
+        contestants[f"dct, {workers} workers"] = timed(cpu_loader(samples, True, workers, batch), steps)
+        contestants[f"rgb, {workers} workers"] = timed(cpu_loader(samples, False, workers, batch), steps)
+    packets = f"dct packets (GPU loader's host side), {counts[-1]} workers"
+    contestants[packets] = timed(packet_loader(samples, counts[-1], batch), steps)
     times = common.interleaved(contestants, args.rounds)
     figures = {name: {"images_per_s": 1 / common.statistics.median(t), "seconds_per_image_per_round": t}
                for name, t in times.items()}
+    packet_size = packet_kilobytes(samples, batch)
     scaling = {kind: {w: figures[f"{kind}, {w} workers"]["images_per_s"] for w in counts} for kind in ("dct", "rgb")}
     rows = [[w, f"{scaling['dct'][w]:.0f}", f"{scaling['rgb'][w]:.0f}",
              f"{common.median_ratio(times[f'rgb, {w} workers'], times[f'dct, {w} workers']):.2f}x"] for w in counts]
     print()
     table = common.print_table(["workers", "dct images/s", "rgb images/s", "dct vs rgb"], rows)
+    print(f"\n{packets}: {figures[packets]['images_per_s']:.0f} images/s, "
+          f"{packet_size['shipped_kb_per_image']:.0f} KB/image shipped "
+          f"({packet_size['dense_kb_per_image']:.0f} KB/image as dense blocks)")
     payload = {"benchmark": "loaders", "folder": common.folder_label(folder), "files": len(files), "refused": refused,
                "batch": batch, "rounds": args.rounds, "machine": common.machine(), "figures": figures,
-               "worker_scaling": scaling, "table": table, "targets": []}
+               "worker_scaling": scaling, "table": table, "packets": packet_size, "targets": []}
     name = args.out or f"loaders-{folder.name}"
 
     if torch.cuda.is_available() and not args.no_gpu:
         gpu_batch = 256
         gpu_workers = args.gpu_workers or max(1, cores - 2)
-        gpu_samples = common.labelled_samples(files, max(1, args.steps) * gpu_batch, len(samples) // len(files))
-        gpu_steps = args.steps or len(gpu_samples) // gpu_batch
-        print(f"\nGPU loaders on {torch.cuda.get_device_name(0)}: batches of {gpu_batch}, {gpu_workers} workers")
-        gpu_times = common.interleaved({k: timed(v, gpu_steps, "cuda") for k, v in
-                                        gpu_loaders(gpu_samples, gpu_batch, gpu_workers).items()}, args.rounds)
+        gpu_steps = args.steps or common.POOL_ROUNDS * gpu_workers
+        gpu_samples = common.labelled_samples(files, (gpu_steps + common.worker_headroom(gpu_workers)) * gpu_batch)
+        print(f"\nGPU loaders on {torch.cuda.get_device_name(0)}: batches of {gpu_batch}, {gpu_workers} workers, "
+              f"{gpu_steps} timed batches per round")
+        gpu_times = common.interleaved({k: common.steady_state(v, gpu_steps, lambda inputs, targets: None, "cuda")
+                                        for k, v in gpu_loaders(gpu_samples, gpu_batch, gpu_workers).items()},
+                                       args.rounds, warmup=False)
         gpu_figures = {k: {"images_per_s": 1 / common.statistics.median(t), "seconds_per_image_per_round": t}
                        for k, t in gpu_times.items()}
         base = "dali (rgb)" if "dali (rgb)" in gpu_times else next(iter(gpu_times))

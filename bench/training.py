@@ -7,19 +7,18 @@ px, SGD with momentum, channels_last; bf16 autocast on the GPU), each with every
 it can take, side by side in interleaved rounds: on the CPU, DataLoader workers (dctload's
 DCTImageFolder; decode_jpeg + transforms.v2); on the GPU also dctload.gpu's and
 dctload.dali's paths and DALI's RGB pipeline. The ratio compares each model with its own
-best loader. Steps are timed in steady state (see ``timed``); on the CPU the loader has
-one worker by default. Target (issue 7): Thinner on DCT at least 1.5x resnet50 on RGB in
+best loader. Steps are timed in steady state (``common.steady_state``: start-up and
+the loader's backlog outside the clock; on the GPU, enough steps to span three bursts of
+the worker pool); on the CPU the loader has one worker by default. Target (issue 7): Thinner on DCT at least 1.5x resnet50 on RGB in
 training images/s, GPU and CPU each reported. Writes bench/results/training-<device>.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import pathlib
 import statistics
 import sys
-import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
@@ -53,41 +52,20 @@ def step_function(name: str, device: str):
     return step
 
 
-def timed(batches, step, steps: int, device: str):
-    """A contestant: seconds per image over ``steps`` steps in steady state. A fresh pass
-    each run; its start (worker processes or DALI's prefetch, the first batch) and first
-    step (kernel choice, allocator) stay outside the clock, as they are negligible over
-    an epoch of thousands of steps."""
-    def run():
-        stream = iter(batches)
-        step(*next(stream))
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        images = 0
-        for inputs, targets in itertools.islice(stream, steps):
-            step(inputs, targets)
-            images += targets.shape[0]
-        if device == "cuda":
-            torch.cuda.synchronize()
-        return (time.perf_counter() - start) / images
-    return run
-
-
 def contestants(samples, device: str, batch: int, workers: int, steps: int) -> dict:
     dct_step, rgb_step = step_function(DCT_MODEL, device), step_function(RGB_MODEL, device)
     out = {
         f"{DCT_MODEL} + dctload (CPU workers)":
-            timed(loader_bench.cpu_loader(samples, True, workers, batch), dct_step, steps, device),
+            common.steady_state(loader_bench.cpu_loader(samples, True, workers, batch), steps, dct_step, device),
         f"{RGB_MODEL} + decode_jpeg/v2 (CPU workers)":
-            timed(loader_bench.cpu_loader(samples, False, workers, batch), rgb_step, steps, device),
+            common.steady_state(loader_bench.cpu_loader(samples, False, workers, batch), steps, rgb_step, device),
     }
     if device == "cuda":
         for name, loader in loader_bench.gpu_loaders(samples, batch, workers).items():
             if name == "dali (rgb)":
-                out[f"{RGB_MODEL} + DALI RGB"] = timed(loader, rgb_step, steps, device)
+                out[f"{RGB_MODEL} + DALI RGB"] = common.steady_state(loader, steps, rgb_step, device)
             else:
-                out[f"{DCT_MODEL} + {name.replace(' (dct)', '')}"] = timed(loader, dct_step, steps, device)
+                out[f"{DCT_MODEL} + {name.replace(' (dct)', '')}"] = common.steady_state(loader, steps, dct_step, device)
     return out
 
 
@@ -96,7 +74,7 @@ def main(argv=None) -> int:
     parser.add_argument("folder", nargs="?", help="folder of JPEGs (default: the built-in default data set)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=0, help="timed training steps per round (default: 4 CPU, 20 GPU)")
+    parser.add_argument("--steps", type=int, default=0, help="timed training steps per round (default: 4 CPU; GPU: 20, or 3 per loader worker if more)")
     parser.add_argument("--batch", type=int, default=0, help="batch size (default: 16 CPU, 256 GPU)")
     parser.add_argument("--workers", type=int, default=0,
                         help="loader workers (default: 1 on the CPU, where the step's threads need the cores and "
@@ -112,12 +90,11 @@ def main(argv=None) -> int:
     if args.quick:
         args.rounds, args.steps = 1, args.steps or (8 if cuda else 2)
     batch = args.batch or (256 if cuda else 8 if args.quick else 16)
-    steps = args.steps or (20 if cuda else 4)
     cores = common.machine()["cores_available"]
     workers = args.workers or (max(1, cores - 2) if cuda else 1)
+    steps = args.steps or (max(20, common.POOL_ROUNDS * workers) if cuda else 4)
     folder, files, refused = common.readable_files(args, fallback="pixels")
-    # enough samples that no pass runs short of its untimed first step and the timed ones
-    samples = common.labelled_samples(files, (steps + 2) * batch)
+    samples = common.labelled_samples(files, (steps + common.worker_headroom(workers)) * batch)
     if cuda:
         torch.backends.cudnn.benchmark = True
     print(f"{len(files)} files from {folder}; {args.device}, batch {batch}, {steps} steps per round, "

@@ -7,7 +7,8 @@ Two ways to get ``(y, cbcr)`` onto a GPU:
   :func:`pixels_to_batch`: YCbCr, chroma to 4:2:0 and the blockwise DCT on the GPU.
 - **Coefficients resampled on the GPU** (``backend="coefficients"``, the hybrid path):
   worker processes only entropy-decode (dctload's C reader) and draw the augmentation;
-  :class:`ToPacket` ships the quantized blocks under the crop box with the geometry, and
+  :class:`ToPacket` keeps the quantized blocks under the crop box with the geometry,
+  :func:`collate_packets` ships a batch of them sparse (:class:`PackedBatch`), and
   :func:`resample_packets` applies the exact crop + resize + flip of
   :mod:`dctload.transforms` to a whole batch as two dense matrix products per plane. On
   a GPU a dense product over the box is cheaper than the CPU path's banded one.
@@ -17,8 +18,9 @@ Two ways to get ``(y, cbcr)`` onto a GPU:
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -105,22 +107,41 @@ class ToPacket(transforms.Transform):
         return planes[0], planes[1], planes[2], tables, torch.tensor(geometry, dtype=torch.float64)
 
 
-def _pad_stack(planes: Sequence[torch.Tensor]) -> torch.Tensor:
-    rows = max(p.shape[0] for p in planes)
-    cols = max(p.shape[1] for p in planes)
-    out = torch.zeros((len(planes), rows, cols, 64), dtype=torch.int16)
-    for i, p in enumerate(planes):
-        out[i, : p.shape[0], : p.shape[1]] = p
-    return out
+class PackedBatch(NamedTuple):
+    """A batch of :class:`ToPacket` outputs as :func:`collate_packets` ships it to the GPU.
+
+    Samples are sorted by luma area and padded, in groups, to the group's largest planes;
+    the padded blocks are shipped sparse: a 64-bit mask of each block's nonzero
+    coefficients and the nonzero values in block order (quantized blocks are mostly zero,
+    so this is a few times smaller than the dense blocks, see README "GPU paths").
+    Padded blocks run group by group: the group's luma ``(n, Hy, Wy)``, then its chroma
+    ``(2n, Hc, Wc)`` (all Cb, then all Cr).
+    """
+
+    masks: torch.Tensor  # uint8 (padded blocks, 8): bit k of byte k // 8 set where coefficient k is nonzero
+    values: torch.Tensor  # int16 (nonzeros,)
+    tables: torch.Tensor  # float32 (B, 3, 64)
+    geometry: torch.Tensor  # float64 (B, 3, 2, 6): per plane, rows and columns (_GEOMETRY_FIELDS)
+    layout: torch.Tensor  # int64 (groups, 5): samples, Hy, Wy, Hc, Wc (blocks)
 
 
-def collate_packets(samples: Sequence, group: int = 16) -> tuple:
-    """Batches :class:`ToPacket` outputs (or ``(packet, target)`` pairs).
+def _pack_planes(planes: Sequence[np.ndarray], rows: int, cols: int, masks: list, values: list) -> None:
+    """Appends the sparse form of ``planes`` padded to ``(rows, cols)`` blocks."""
+    padded = np.zeros((len(planes), rows, cols, 8), np.uint8)
+    for i, plane in enumerate(planes):
+        nonzero = plane != 0
+        padded[i, : plane.shape[0], : plane.shape[1]] = np.packbits(nonzero, axis=-1, bitorder="little")
+        values.append(plane[nonzero])
+    masks.append(padded.reshape(-1, 8))
 
-    Samples are sorted by luma area and zero-padded in groups of ``group`` to the
-    group's largest planes (padding to the batch's largest would ship and multiply many
-    times the data). Returns ``groups`` (a list of ``(Y, Cb, Cr, tables, geometry)``), or
-    ``(groups, targets)`` with the targets in the same, sorted, order.
+
+def collate_packets(samples: Sequence, group: int = 16):
+    """Batches :class:`ToPacket` outputs (or ``(packet, target)`` pairs) into a
+    :class:`PackedBatch`.
+
+    Samples are sorted by luma area and padded in groups of ``group`` (padding to the
+    batch's largest would multiply many times the products on the GPU). Returns the
+    batch, or ``(batch, targets)`` with the targets in the same, sorted, order.
     """
     if not samples:
         raise ValueError("cannot collate an empty batch")
@@ -128,23 +149,52 @@ def collate_packets(samples: Sequence, group: int = 16) -> tuple:
     order = sorted(range(len(samples)), key=lambda i: _area(samples[i][0] if has_targets else samples[i]))
     samples = [samples[i] for i in order]
     packets = [s[0] for s in samples] if has_targets else list(samples)
-    groups = []
+    masks, values, layout = [], [], []
     for first in range(0, len(packets), group):
         chunk = packets[first:first + group]
-        groups.append((
-            _pad_stack([p[0] for p in chunk]),
-            _pad_stack([p[1] for p in chunk]),
-            _pad_stack([p[2] for p in chunk]),
-            torch.stack([p[3] for p in chunk]),
-            torch.stack([p[4] for p in chunk]),
-        ))
+        luma = [p[0].numpy() for p in chunk]
+        chroma = [p[1].numpy() for p in chunk] + [p[2].numpy() for p in chunk]
+        shape = [max(p.shape[k] for p in planes) for planes in (luma, chroma) for k in (0, 1)]
+        _pack_planes(luma, shape[0], shape[1], masks, values)
+        _pack_planes(chroma, shape[2], shape[3], masks, values)
+        layout.append([len(chunk), *shape])
+    packed = PackedBatch(
+        masks=torch.from_numpy(np.concatenate(masks)),
+        values=torch.from_numpy(np.concatenate(values)),
+        tables=torch.stack([p[3] for p in packets]),
+        geometry=torch.stack([p[4] for p in packets]),
+        layout=torch.tensor(layout, dtype=torch.int64),
+    )
     if not has_targets:
-        return groups
-    return groups, torch.utils.data.default_collate([s[1] for s in samples])
+        return packed
+    return packed, torch.utils.data.default_collate([s[1] for s in samples])
 
 
 def _area(packet) -> int:
     return packet[0].shape[0] * packet[0].shape[1]
+
+
+def unpack_blocks(packed: PackedBatch, device=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The dense padded blocks of a :class:`PackedBatch`, on ``device``: per group, luma
+    ``(n, Hy, Wy, 64)`` and chroma ``(2n, Hc, Wc, 64)``, int16."""
+    layout = packed.layout.tolist()  # on the CPU as collated: no device sync
+    masks, values = (t.to(device, non_blocking=True) if device is not None else t for t in packed[:2])
+    bits = torch.arange(8, dtype=torch.uint8, device=masks.device)
+    nonzero = ((masks[:, :, None] >> bits) & 1).reshape(-1, 64).bool()
+    blocks = torch.zeros(nonzero.shape, dtype=torch.int16, device=masks.device).masked_scatter_(nonzero, values)
+    groups, first = [], 0
+    for n, hy, wy, hc, wc in layout:
+        luma, chroma = n * hy * wy, 2 * n * hc * wc
+        groups.append((blocks[first:first + luma].reshape(n, hy, wy, 64),
+                       blocks[first + luma:first + luma + chroma].reshape(2 * n, hc, wc, 64)))
+        first += luma + chroma
+    return groups
+
+
+@functools.lru_cache(maxsize=None)
+def _dct_matrix(device: torch.device) -> torch.Tensor:
+    # kept per device: a copy from pageable memory would wait on the device at every batch
+    return torch.tensor(coefficients.dct_matrix(), dtype=torch.float64, device=device)
 
 
 def axis_operators(geometry: torch.Tensor, length: int, size: int) -> torch.Tensor:
@@ -166,7 +216,7 @@ def axis_operators(geometry: torch.Tensor, length: int, size: int) -> torch.Tens
     inside = (positions >= lo.floor()[..., None]) & (positions < hi.ceil()[..., None])
     weights = (1.0 - (positions + 0.5 - centres[..., None]).abs() / support[..., None]).clamp(min=0.0) * inside
     weights = weights / weights.sum(-1, keepdim=True)
-    d = torch.tensor(coefficients.dct_matrix(), dtype=torch.float64, device=device)
+    d = _dct_matrix(device)
     n = geometry.shape[0]
     # blockdiag(D) . W . blockdiag(D^T), one 8x8 product per block on each side.
     weights = weights.reshape(n, size // BLOCK, BLOCK, length // BLOCK, BLOCK)
@@ -193,25 +243,43 @@ def _resample_planes(planes: torch.Tensor, tables: torch.Tensor, geometry: torch
     return z.reshape(n, BLOCK * BLOCK, out_rows // BLOCK, out_cols // BLOCK).float()
 
 
-def resample_packets(packets, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of :func:`collate_packets` (its groups, or one ``(Y, Cb, Cr, tables,
-    geometry)`` group) -> ``(y, cbcr)`` on ``device`` (default: where the packets are), in
-    the batch's order. Equal within float32 rounding to :func:`dctload.transforms.ToTensor`
-    of the same views."""
-    if isinstance(packets, (list, tuple)) and packets and isinstance(packets[0], (list, tuple)):
-        outputs = [resample_packets(group, device) for group in packets]
-        return torch.cat([y for y, _ in outputs]), torch.cat([c for _, c in outputs])
-    y, cb, cr, tables, geometry = (t.to(device, non_blocking=True) if device is not None else t for t in packets)
-    sizes = geometry[:, :, :, 2]
-    height, width = int(sizes[0, 0, 0]), int(sizes[0, 0, 1])
-    if not (torch.all(sizes[:, 0, 0] == height) and torch.all(sizes[:, 0, 1] == width)):
+def _output_size(geometry: torch.Tensor) -> tuple[int, int]:
+    sizes = geometry[:, 0, :, 2]
+    height, width = int(sizes[0, 0]), int(sizes[0, 1])
+    if not (torch.all(sizes[:, 0] == height) and torch.all(sizes[:, 1] == width)):
         raise ValueError("samples of different output sizes cannot be batched; crop to one size")
+    return height, width
+
+
+def _resample_group(y, chroma, tables, geometry, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     b = y.shape[0]
     luma = _resample_planes(y, tables[:, 0], geometry[:, 0], height, width)
-    chroma = _resample_planes(torch.cat([cb, cr]), torch.cat([tables[:, 1], tables[:, 2]]),
+    chroma = _resample_planes(chroma, torch.cat([tables[:, 1], tables[:, 2]]),
                               torch.cat([geometry[:, 1], geometry[:, 2]]), height // 2, width // 2)
     cbcr = chroma.reshape(2, b, 64, height // 16, width // 16).transpose(0, 1).reshape(b, 128, height // 16, width // 16)
     return luma, cbcr
+
+
+def resample_packets(packets, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A :class:`PackedBatch` (or one dense ``(Y, Cb, Cr, tables, geometry)`` group, as
+    DALI's hybrid pipeline pads it) -> ``(y, cbcr)`` on ``device`` (default: where the
+    packets are), in the batch's order. Equal within float32 rounding to
+    :func:`dctload.transforms.ToTensor` of the same views.
+
+    A packed batch still on the CPU is read there for its layout and output size, so
+    that nothing waits on the device before the products are queued."""
+    if isinstance(packets, PackedBatch):
+        height, width = _output_size(packets.geometry)
+        tables, geometry = (t.to(device, non_blocking=True) if device is not None else t for t in packets[2:4])
+        outputs, first = [], 0
+        for y, chroma in unpack_blocks(packets, device):
+            n = y.shape[0]
+            outputs.append(_resample_group(y, chroma, tables[first:first + n], geometry[first:first + n], height, width))
+            first += n
+        return torch.cat([y for y, _ in outputs]), torch.cat([c for _, c in outputs])
+    y, cb, cr, tables, geometry = (t.to(device, non_blocking=True) if device is not None else t for t in packets)
+    height, width = _output_size(geometry)
+    return _resample_group(y, torch.cat([cb, cr]), tables, geometry, height, width)
 
 
 # --- encoded files for GPU decoders -------------------------------------------------
@@ -356,7 +424,7 @@ class GPULoader:
     def __iter__(self):
         for inputs, targets in self.loader:
             if self.backend == "coefficients":
-                y, cbcr = resample_packets(inputs, self.device)  # inputs: padded groups
+                y, cbcr = resample_packets(inputs, self.device)  # inputs: a PackedBatch
             else:
                 data, boxes, flips, paths = inputs
                 images = decode_on_gpu(data, paths, self.device)

@@ -11,7 +11,12 @@ import sys
 
 import pytest
 
+import torch
+
 from dctload import bench, datasets
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
+import common  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -91,3 +96,32 @@ def test_a_folder_with_nothing_readable_fails_clearly(tmp_path):
     assert "no readable JPEG" in done.stderr and "broken.jpg" in done.stderr
     assert "reader.py failed" in done.stderr
     assert not (tmp_path / "report" / "report.json").exists()
+
+
+class Numbers(torch.utils.data.Dataset):
+    """Sample i is (tensor([i]), label 0)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return torch.tensor([float(i)]), 0
+
+
+def test_the_steady_state_clock_drops_the_loader_backlog_and_refuses_a_short_pass():
+    dataset = Numbers(200)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=2, prefetch_factor=3)
+    assert common.prefetch_depth(loader) == 6
+    assert common.prefetch_depth(torch.utils.data.DataLoader(dataset, batch_size=2)) == 0
+    assert common.worker_headroom(2) >= 1 + common.prefetch_depth(loader)
+    seen = []
+    run = common.steady_state(loader, 5, lambda inputs, targets: seen.append(inputs[:, 0].tolist()), None)
+    assert run() > 0
+    # the first batch is consumed (untimed), the next 6 dropped, then 5 timed
+    assert seen == [[0.0, 1.0]] + [[2.0 * b, 2.0 * b + 1] for b in range(7, 12)]
+    short = common.steady_state(torch.utils.data.DataLoader(Numbers(20), batch_size=2), 12, lambda *batch: None, None)
+    with pytest.raises(RuntimeError, match="held 9 of the 12 timed batches"):
+        short()

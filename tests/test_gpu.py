@@ -111,13 +111,53 @@ def test_resampled_packets_equal_the_cpu_path(device, train):
         view = T.imagenet(train, 224, last=lambda v: v)(image)
         packets.append(gpu.ToPacket()(view))
         references.append(T.ToTensor()(view))
-    groups, order = gpu.collate_packets([(p, k) for k, p in enumerate(packets)], group=8)
-    assert len(groups) == -(-len(files) // 8)
-    y, cbcr = gpu.resample_packets(groups, device)
+    packed, order = gpu.collate_packets([(p, k) for k, p in enumerate(packets)], group=8)
+    assert len(packed.layout) == -(-len(files) // 8)
+    y, cbcr = gpu.resample_packets(packed, device)
     assert y.device.type == device and y.shape == (len(files), 64, 28, 28) and cbcr.shape == (len(files), 128, 14, 14)
     assert sorted(order.tolist()) == list(range(len(files)))
     for k, index in enumerate(order.tolist()):
         assert_close_to(y[k], cbcr[k], references[index])
+
+
+def _random_packet(rng, rows, cols, chroma_rows, chroma_cols, density):
+    def plane(r, c):
+        values = rng.integers(-1024, 1024, size=(r, c, 64), dtype=np.int16)
+        values[rng.random((r, c, 64)) > density] = 0
+        return torch.from_numpy(values)
+
+    geometry = torch.zeros((3, 2, 6), dtype=torch.float64)
+    return plane(rows, cols), plane(chroma_rows, chroma_cols), plane(chroma_rows, chroma_cols), torch.ones(3, 64), geometry
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_packed_batches_unpack_to_the_padded_blocks_exactly(device):
+    """collate_packets' sparse form (masks + nonzero values) gives back every block, in
+    sorted groups padded with zeros: dense, empty and single-block planes, coefficient 63,
+    negative values; and ships fewer bytes than the dense blocks."""
+    rng = np.random.default_rng(0)
+    shapes = [(7, 5, 4, 3), (1, 1, 1, 1), (12, 9, 6, 5), (3, 8, 3, 8), (20, 2, 10, 1), (4, 4, 2, 2), (9, 11, 5, 6)]
+    packets = [_random_packet(rng, *shape, density) for shape, density in zip(shapes, [0.3, 1.0, 0.1, 0.0, 0.5, 1.0, 0.02])]
+    packets[0][0][0, 0, 63] = -1
+    packed, order = gpu.collate_packets([(p, k) for k, p in enumerate(packets)], group=3)
+    assert order.tolist() == [1, 5, 3, 0, 4, 6, 2]  # by luma area
+    assert packed.layout.tolist() == [[3, 4, 8, 3, 8], [3, 20, 11, 10, 6], [1, 12, 9, 6, 5]]
+    groups = gpu.unpack_blocks(packed, device)
+    first = 0
+    for (luma, chroma), (n, hy, wy, hc, wc) in zip(groups, packed.layout.tolist()):
+        assert luma.device.type == device and luma.dtype == torch.int16
+        assert luma.shape == (n, hy, wy, 64) and chroma.shape == (2 * n, hc, wc, 64)
+        for i, index in enumerate(order[first:first + n].tolist()):
+            y, cb, cr = packets[index][:3]
+            for got, want in [(luma[i], y), (chroma[i], cb), (chroma[n + i], cr)]:
+                expected = torch.zeros_like(got.cpu())
+                expected[: want.shape[0], : want.shape[1]] = want
+                assert torch.equal(got.cpu(), expected)
+        first += n
+    dense = sum(p[k].numel() * 2 for p in packets for k in range(3))
+    shipped = packed.masks.numel() + packed.values.numel() * 2
+    assert packed.values.numel() == sum(int((p[k] != 0).sum()) for p in packets for k in range(3))
+    assert shipped < dense
 
 
 @needs_data
@@ -143,6 +183,27 @@ def test_gray_packets_give_zero_chroma(tmp_path):
     y, cbcr = gpu.resample_packets(gpu.collate_packets([gpu.ToPacket()(view)]))
     assert_close_to(y[0], cbcr[0], T.ToTensor()(view))
     assert float(cbcr.abs().max()) == 0.0
+
+
+@needs_data
+def test_packed_batches_resample_without_waiting_on_the_gpu():
+    """From pinned packets, everything GPULoader queues per batch (copies, unpacking,
+    operators, products) runs without a device synchronization."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA")
+    packets = []
+    for k, path in enumerate(imagenet_files(6)):
+        torch.manual_seed(k)
+        packets.append(gpu.ToPacket()(T.imagenet(True, 224, last=lambda v: v)(dctload.read_coefficients(path))))
+    packed = gpu.PackedBatch(*(t.pin_memory() for t in gpu.collate_packets(packets, group=4)))
+    gpu.resample_packets(packed, "cuda")  # first call: kernels and allocator
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        y, cbcr = gpu.resample_packets(packed, "cuda")
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert y.shape == (6, 64, 28, 28) and cbcr.shape == (6, 128, 14, 14)
 
 
 def test_resampling_stays_exact_with_tf32_matmuls():
