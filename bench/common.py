@@ -102,10 +102,15 @@ def prefetch_depth(loader) -> int:
 POOL_ROUNDS = 3
 
 
+#: Batches each worker of the benchmarks' CPU loaders prepares ahead (DataLoader's prefetch_factor).
+PREFETCH_FACTOR = 4
+
+
 def worker_headroom(workers: int) -> int:
-    """Batches a pass needs beyond its timed ones for :func:`steady_state` (the first
-    batch and the largest backlog of the benchmarks' loaders: 4 per worker, or DALI's)."""
-    return 1 + 4 * max(workers, 1)
+    """Batches a pass needs beyond its timed ones for :func:`steady_state`: the first
+    batch and the largest backlog of the benchmarks' loaders (PREFETCH_FACTOR per worker,
+    more than GPULoader's and DALI's)."""
+    return 1 + PREFETCH_FACTOR * max(workers, 1)
 
 
 def steady_state(loader, steps: int, consume: Callable, device: str | None) -> Callable[[], float]:
@@ -139,6 +144,12 @@ def steady_state(loader, steps: int, consume: Callable, device: str | None) -> C
             raise RuntimeError(f"a pass held {batches} of the {steps} timed batches; list more samples")
         return (time.perf_counter() - start) / images
     return run
+
+
+def rate_figures(times: dict[str, list[float]]) -> dict[str, dict]:
+    """Per contestant timed in seconds per image: images/s of its median round, and the rounds."""
+    return {name: {"images_per_s": 1 / statistics.median(t), "seconds_per_image_per_round": t}
+            for name, t in times.items()}
 
 
 def median_ratio(slow: list[float], fast: list[float]) -> float:

@@ -9,8 +9,8 @@ transforms.v2, what nets.train gives resnet50). Where CUDA is present, the GPU p
 batches of 256 on the device: dctload.gpu's 'coefficients' (exact DCT-domain resampling on
 the GPU) and 'nvjpeg', and dctload.dali's 'dali' (nvJPEG pixels -> GPU DCT) and
 'dali-hybrid' against DALI's plain RGB pipeline, timed in steady state
-(``common.steady_state``) over three bursts of the worker pool. Target (issue 8): the DCT conversion adds
-at most 10% to the RGB DALI pipeline's time per batch. Writes
+(``common.steady_state``) over three bursts of the worker pool. Target (issue 8): the
+DCT conversion adds at most 10% to the RGB DALI pipeline's time per batch. Writes
 bench/results/loaders-<folder name>[-<gpu>].json.
 """
 
@@ -87,7 +87,8 @@ def packet_kilobytes(samples, batch: int) -> dict:
 def worker_loader(dataset, collate, workers: int, batch: int):
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True, persistent_workers=False,
-        collate_fn=collate, worker_init_fn=lambda _: torch.set_num_threads(1), prefetch_factor=4)
+        collate_fn=collate, worker_init_fn=lambda _: torch.set_num_threads(1),
+        prefetch_factor=common.PREFETCH_FACTOR)
 
 
 def gpu_loaders(samples, batch: int, workers: int) -> dict:
@@ -160,8 +161,7 @@ def main(argv=None) -> int:
     packets = f"dct packets (GPU loader's host side), {counts[-1]} workers"
     contestants[packets] = timed(packet_loader(samples, counts[-1], batch), steps)
     times = common.interleaved(contestants, args.rounds)
-    figures = {name: {"images_per_s": 1 / common.statistics.median(t), "seconds_per_image_per_round": t}
-               for name, t in times.items()}
+    figures = common.rate_figures(times)
     packet_size = packet_kilobytes(samples, batch)
     scaling = {kind: {w: figures[f"{kind}, {w} workers"]["images_per_s"] for w in counts} for kind in ("dct", "rgb")}
     rows = [[w, f"{scaling['dct'][w]:.0f}", f"{scaling['rgb'][w]:.0f}",
@@ -186,8 +186,7 @@ def main(argv=None) -> int:
         gpu_times = common.interleaved({k: common.steady_state(v, gpu_steps, lambda inputs, targets: None, "cuda")
                                         for k, v in gpu_loaders(gpu_samples, gpu_batch, gpu_workers).items()},
                                        args.rounds, warmup=False)
-        gpu_figures = {k: {"images_per_s": 1 / common.statistics.median(t), "seconds_per_image_per_round": t}
-                       for k, t in gpu_times.items()}
+        gpu_figures = common.rate_figures(gpu_times)
         base = "dali (rgb)" if "dali (rgb)" in gpu_times else next(iter(gpu_times))
         rows = [[k, f"{f['images_per_s']:.0f}", f"{common.median_ratio(gpu_times[k], gpu_times[base]):.2f}x"]
                 for k, f in gpu_figures.items()]

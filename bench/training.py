@@ -9,15 +9,15 @@ DCTImageFolder; decode_jpeg + transforms.v2); on the GPU also dctload.gpu's and
 dctload.dali's paths and DALI's RGB pipeline. The ratio compares each model with its own
 best loader. Steps are timed in steady state (``common.steady_state``: start-up and
 the loader's backlog outside the clock; on the GPU, enough steps to span three bursts of
-the worker pool); on the CPU the loader has one worker by default. Target (issue 7): Thinner on DCT at least 1.5x resnet50 on RGB in
-training images/s, GPU and CPU each reported. Writes bench/results/training-<device>.json.
+the worker pool); on the CPU the loader has one worker by default. Target (issue 7):
+Thinner on DCT at least 1.5x resnet50 on RGB in training images/s, GPU and CPU each
+reported. Writes bench/results/training-<device>.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import pathlib
-import statistics
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -74,7 +74,8 @@ def main(argv=None) -> int:
     parser.add_argument("folder", nargs="?", help="folder of JPEGs (default: the built-in default data set)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=0, help="timed training steps per round (default: 4 CPU; GPU: 20, or 3 per loader worker if more)")
+    parser.add_argument("--steps", type=int, default=0,
+                        help="timed training steps per round (default: 4 CPU; GPU: 20, or 3 per loader worker if more)")
     parser.add_argument("--batch", type=int, default=0, help="batch size (default: 16 CPU, 256 GPU)")
     parser.add_argument("--workers", type=int, default=0,
                         help="loader workers (default: 1 on the CPU, where the step's threads need the cores and "
@@ -100,8 +101,7 @@ def main(argv=None) -> int:
     print(f"{len(files)} files from {folder}; {args.device}, batch {batch}, {steps} steps per round, "
           f"{workers} loader workers, {args.rounds} rounds")
     times = common.interleaved(contestants(samples, args.device, batch, workers, steps), args.rounds, warmup=False)
-    figures = {name: {"images_per_s": 1 / statistics.median(t), "seconds_per_image_per_round": t}
-               for name, t in times.items()}
+    figures = common.rate_figures(times)
     best = {model: max((n for n in times if n.startswith(model)), key=lambda n: figures[n]["images_per_s"])
             for model in (DCT_MODEL, RGB_MODEL)}
     rows = [[name, f"{f['images_per_s']:.1f}", f"{common.median_ratio(times[best[RGB_MODEL]], times[name]):.2f}x"]

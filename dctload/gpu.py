@@ -174,11 +174,16 @@ def _area(packet) -> int:
     return packet[0].shape[0] * packet[0].shape[1]
 
 
+def _to_device(tensors, device) -> list[torch.Tensor]:
+    """``tensors`` on ``device`` (queued copies from pinned memory), or as they are for None."""
+    return [t.to(device, non_blocking=True) if device is not None else t for t in tensors]
+
+
 def unpack_blocks(packed: PackedBatch, device=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The dense padded blocks of a :class:`PackedBatch`, on ``device``: per group, luma
     ``(n, Hy, Wy, 64)`` and chroma ``(2n, Hc, Wc, 64)``, int16."""
     layout = packed.layout.tolist()  # on the CPU as collated: no device sync
-    masks, values = (t.to(device, non_blocking=True) if device is not None else t for t in packed[:2])
+    masks, values = _to_device(packed[:2], device)
     bits = torch.arange(8, dtype=torch.uint8, device=masks.device)
     nonzero = ((masks[:, :, None] >> bits) & 1).reshape(-1, 64).bool()
     blocks = torch.zeros(nonzero.shape, dtype=torch.int16, device=masks.device).masked_scatter_(nonzero, values)
@@ -270,14 +275,14 @@ def resample_packets(packets, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     that nothing waits on the device before the products are queued."""
     if isinstance(packets, PackedBatch):
         height, width = _output_size(packets.geometry)
-        tables, geometry = (t.to(device, non_blocking=True) if device is not None else t for t in packets[2:4])
+        tables, geometry = _to_device(packets[2:4], device)
         outputs, first = [], 0
         for y, chroma in unpack_blocks(packets, device):
             n = y.shape[0]
             outputs.append(_resample_group(y, chroma, tables[first:first + n], geometry[first:first + n], height, width))
             first += n
         return torch.cat([y for y, _ in outputs]), torch.cat([c for _, c in outputs])
-    y, cb, cr, tables, geometry = (t.to(device, non_blocking=True) if device is not None else t for t in packets)
+    y, cb, cr, tables, geometry = _to_device(packets, device)
     height, width = _output_size(geometry)
     return _resample_group(y, torch.cat([cb, cr]), tables, geometry, height, width)
 
