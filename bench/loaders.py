@@ -88,7 +88,7 @@ def worker_loader(dataset, collate, workers: int, batch: int):
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True, persistent_workers=False,
         collate_fn=collate, worker_init_fn=lambda _: torch.set_num_threads(1),
-        prefetch_factor=common.PREFETCH_FACTOR)
+        prefetch_factor=common.PREFETCH_FACTOR if workers else None)
 
 
 def gpu_loaders(samples, batch: int, workers: int) -> dict:

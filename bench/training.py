@@ -4,12 +4,12 @@
 
 late_concat_rfa_thinner on DCT input against resnet50 on RGB input (1000 classes, 224
 px, SGD with momentum, channels_last; bf16 autocast on the GPU), each with every loader
-it can take, side by side in interleaved rounds: on the CPU, DataLoader workers (dctload's
-DCTImageFolder; decode_jpeg + transforms.v2); on the GPU also dctload.gpu's and
-dctload.dali's paths and DALI's RGB pipeline. The ratio compares each model with its own
-best loader. Steps are timed in steady state (``common.steady_state``: start-up and
-the loader's backlog outside the clock; on the GPU, enough steps to span three bursts of
-the worker pool); on the CPU the loader has one worker by default. Target (issue 7):
+it can take, side by side in interleaved rounds: on the CPU, a DataLoader (dctload's
+DCTImageFolder; decode_jpeg + transforms.v2) loading in the step's process and with one
+worker; on the GPU, DataLoader workers, dctload.gpu's and dctload.dali's paths and DALI's
+RGB pipeline. The ratio compares each model with its own best loader. Steps are timed in
+steady state (``common.steady_state``: start-up and the loader's backlog outside the
+clock; on the GPU, enough steps to span three bursts of the worker pool). Target (issue 7):
 Thinner on DCT at least 1.5x resnet50 on RGB in training images/s, GPU and CPU each
 reported. Writes bench/results/training-<device>.json.
 """
@@ -52,16 +52,20 @@ def step_function(name: str, device: str):
     return step
 
 
-def contestants(samples, device: str, batch: int, workers: int, steps: int) -> dict:
+def worker_label(workers: int) -> str:
+    return "in-process" if workers == 0 else f"{workers} CPU worker{'s' * (workers > 1)}"
+
+
+def contestants(samples, device: str, batch: int, cpu_workers: list[int], gpu_workers: int, steps: int) -> dict:
     dct_step, rgb_step = step_function(DCT_MODEL, device), step_function(RGB_MODEL, device)
-    out = {
-        f"{DCT_MODEL} + dctload (CPU workers)":
-            common.steady_state(loader_bench.cpu_loader(samples, True, workers, batch), steps, dct_step, device),
-        f"{RGB_MODEL} + decode_jpeg/v2 (CPU workers)":
-            common.steady_state(loader_bench.cpu_loader(samples, False, workers, batch), steps, rgb_step, device),
-    }
+    out = {}
+    for workers in cpu_workers:
+        out[f"{DCT_MODEL} + dctload ({worker_label(workers)})"] = common.steady_state(
+            loader_bench.cpu_loader(samples, True, workers, batch), steps, dct_step, device)
+        out[f"{RGB_MODEL} + decode_jpeg/v2 ({worker_label(workers)})"] = common.steady_state(
+            loader_bench.cpu_loader(samples, False, workers, batch), steps, rgb_step, device)
     if device == "cuda":
-        for name, loader in loader_bench.gpu_loaders(samples, batch, workers).items():
+        for name, loader in loader_bench.gpu_loaders(samples, batch, gpu_workers).items():
             if name == "dali (rgb)":
                 out[f"{RGB_MODEL} + DALI RGB"] = common.steady_state(loader, steps, rgb_step, device)
             else:
@@ -77,11 +81,11 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=0,
                         help="timed training steps per round (default: 4 CPU; GPU: 20, or 3 per loader worker if more)")
     parser.add_argument("--batch", type=int, default=0, help="batch size (default: 16 CPU, 256 GPU)")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="loader workers (default: 1 on the CPU, where the step's threads need the cores and "
-                             "one worker outpaces the step; cores - 2 for the GPU)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="loader workers (default on the CPU: both 0, loading in the step's process, and 1, "
+                             "or 0 with --quick; on the GPU: cores - 2)")
     parser.add_argument("--limit", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="1 round of 2 CPU steps of 8 images, or 8 GPU steps")
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 CPU steps of 8 images (loading in-process), or 8 GPU steps")
     parser.add_argument("--out", help="result name under bench/results/")
     args = parser.parse_args(argv)
     cuda = args.device == "cuda"
@@ -92,15 +96,24 @@ def main(argv=None) -> int:
         args.rounds, args.steps = 1, args.steps or (8 if cuda else 2)
     batch = args.batch or (256 if cuda else 8 if args.quick else 16)
     cores = common.machine()["cores_available"]
-    workers = args.workers or (max(1, cores - 2) if cuda else 1)
+    if cuda:
+        workers = max(1, cores - 2) if args.workers is None else args.workers
+        cpu_workers = [workers]
+    else:
+        # The step's threads take every core, so a worker process competes with them more
+        # than it overlaps; each model gets whichever of 0 and 1 worker is faster.
+        cpu_workers = [args.workers] if args.workers is not None else [0] if args.quick else [0, 1]
+        workers = max(cpu_workers)
     steps = args.steps or (max(20, common.POOL_ROUNDS * workers) if cuda else 4)
     folder, files, refused = common.readable_files(args, fallback="pixels")
     samples = common.labelled_samples(files, (steps + common.worker_headroom(workers)) * batch)
     if cuda:
         torch.backends.cudnn.benchmark = True
     print(f"{len(files)} files from {folder}; {args.device}, batch {batch}, {steps} steps per round, "
-          f"{workers} loader workers, {args.rounds} rounds")
-    times = common.interleaved(contestants(samples, args.device, batch, workers, steps), args.rounds, warmup=False)
+          f"loader workers {' and '.join(map(str, cpu_workers))}, "
+          f"{args.rounds} rounds")
+    times = common.interleaved(contestants(samples, args.device, batch, cpu_workers, workers, steps), args.rounds,
+                               warmup=False)
     figures = common.rate_figures(times)
     best = {model: max((n for n in times if n.startswith(model)), key=lambda n: figures[n]["images_per_s"])
             for model in (DCT_MODEL, RGB_MODEL)}
@@ -114,7 +127,8 @@ def main(argv=None) -> int:
     name = args.out or f"training-{args.device}"
     path = common.write_json(name, {
         "benchmark": "training", "device": args.device, "folder": common.folder_label(folder), "files": len(files),
-        "refused": refused, "batch": batch, "steps": steps, "workers": workers, "rounds": args.rounds,
+        "refused": refused, "batch": batch, "steps": steps, "cpu_workers": cpu_workers,
+        **({"gpu_workers": workers} if cuda else {}), "rounds": args.rounds,
         "machine": common.machine(), "figures": figures, "best": best, "targets": results, "table": table,
     })
     print(f"\nwrote {path}")

@@ -75,10 +75,12 @@ def test_quick_run_on_a_small_folder_writes_the_whole_report(small_folder, tmp_p
         row = stages[stage]
         assert row["ratio"] == pytest.approx(row["dct_images_per_s"] / row["rgb_images_per_s"])
     training = report["sections"]["training-cpu"]
-    assert training["files"] == 12 and training["batch"] == 8 and training["workers"] == 1
+    assert training["files"] == 12 and training["batch"] == 8 and training["cpu_workers"] == [0]
     assert training["folder"] == str(small_folder.resolve())  # neither the cache nor ../shared: as given
     assert set(training["best"]) == {"late_concat_rfa_thinner", "resnet50"}
     assert all(len(f["seconds_per_image_per_round"]) == 1 for f in training["figures"].values())
+    assert set(training["figures"]) == {"late_concat_rfa_thinner + dctload (in-process)",
+                                        "resnet50 + decode_jpeg/v2 (in-process)"}
     target = next(t for t in report["targets"] if "on DCT >= 1.5x resnet50 on RGB (cpu" in t["target"])
     assert target["measured"] == pytest.approx(stages["training step, CPU"]["ratio"])
     assert sorted(p.name for p in (out / "sections").iterdir()) == [
