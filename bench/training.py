@@ -85,7 +85,8 @@ def main(argv=None) -> int:
                         help="loader workers (default on the CPU: both 0, loading in the step's process, and 1, "
                              "or 0 with --quick; on the GPU: cores - 2)")
     parser.add_argument("--limit", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="1 round of 2 CPU steps of 8 images (loading in-process), or 8 GPU steps")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 round of 2 CPU steps of 8 images (loading in-process), or 8 GPU steps")
     parser.add_argument("--out", help="result name under bench/results/")
     args = parser.parse_args(argv)
     cuda = args.device == "cuda"
@@ -96,22 +97,22 @@ def main(argv=None) -> int:
         args.rounds, args.steps = 1, args.steps or (8 if cuda else 2)
     batch = args.batch or (256 if cuda else 8 if args.quick else 16)
     cores = common.machine()["cores_available"]
-    if cuda:
-        workers = max(1, cores - 2) if args.workers is None else args.workers
-        cpu_workers = [workers]
+    if args.workers is not None:
+        cpu_workers = [args.workers]
+    elif cuda:
+        cpu_workers = [max(1, cores - 2)]
     else:
         # The step's threads take every core, so a worker process competes with them more
         # than it overlaps; each model gets whichever of 0 and 1 worker is faster.
-        cpu_workers = [args.workers] if args.workers is not None else [0] if args.quick else [0, 1]
-        workers = max(cpu_workers)
+        cpu_workers = [0] if args.quick else [0, 1]
+    workers = max(cpu_workers)  # the largest pool: sizes the GPU steps and the loaders' backlog
     steps = args.steps or (max(20, common.POOL_ROUNDS * workers) if cuda else 4)
     folder, files, refused = common.readable_files(args, fallback="pixels")
     samples = common.labelled_samples(files, (steps + common.worker_headroom(workers)) * batch)
     if cuda:
         torch.backends.cudnn.benchmark = True
     print(f"{len(files)} files from {folder}; {args.device}, batch {batch}, {steps} steps per round, "
-          f"loader workers {' and '.join(map(str, cpu_workers))}, "
-          f"{args.rounds} rounds")
+          f"loader workers {' and '.join(map(str, cpu_workers))}, {args.rounds} rounds")
     times = common.interleaved(contestants(samples, args.device, batch, cpu_workers, workers, steps), args.rounds,
                                warmup=False)
     figures = common.rate_figures(times)
