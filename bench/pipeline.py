@@ -82,7 +82,8 @@ def contestants(files: list[pathlib.Path], datas: list[bytes], root: pathlib.Pat
     def loader(workers):
         batches = torch.utils.data.DataLoader(
             dataset, batch_size=32, shuffle=True, num_workers=workers, persistent_workers=True,
-            collate_fn=dctload.collate, worker_init_fn=lambda _: torch.set_num_threads(1), prefetch_factor=4,
+            collate_fn=dctload.collate, worker_init_fn=lambda _: torch.set_num_threads(1),
+            prefetch_factor=common.PREFETCH_FACTOR,
         )
 
         def one_pass():
