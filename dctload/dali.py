@@ -6,10 +6,10 @@ DALI has no operator that outputs DCT coefficients, so dctload bridges:
   decoder when ``device_id=None``), crops, resizes and mirrors as torchvision's recipes
   do, and hands RGB to :func:`dctload.gpu.pixels_to_batch` (or, ``output="rgb"``, the
   normalized RGB batch of an RGB network: the baseline).
-- :func:`hybrid_pipeline`: ``fn.external_source`` fed by dctload's C reader (entropy
-  decoding on CPU threads, no pixels) with the recipe drawn as the CPU loader draws it;
-  DALI pads and moves the blocks, and :func:`dctload.gpu.resample_packets` resamples them
-  exactly on the GPU.
+- :func:`hybrid_pipeline`: a parallel ``fn.external_source`` fed by dctload's C reader
+  (entropy decoding in DALI's Python worker processes, no pixels) with the CPU loader's
+  recipe; DALI pads and moves the blocks, and :func:`dctload.gpu.resample_packets`
+  resamples them exactly on the GPU.
 
 :class:`DALILoader` wraps either behind the DataLoader's interface. Install DALI with
 ``pip install dctload[dali]``.
@@ -113,60 +113,81 @@ def _center_crop(dali, images, size: int):
 
 
 class CoefficientSource:
-    """``fn.external_source`` callback: batches of :class:`dctload.gpu.ToPacket` outputs
-    and labels, read by dctload's C reader on ``num_threads`` threads with the CPU
-    loader's recipe; one shard, reshuffled every epoch (train); raises StopIteration at
-    an epoch's end (the last batch is partial for validation, dropped for training)."""
+    """Parallel ``fn.external_source`` callback: the batch at a ``BatchInfo`` (epoch,
+    iteration) as :class:`dctload.gpu.ToPacket` outputs and labels, read by dctload's C
+    reader with the CPU loader's recipe. Stateless, as DALI's worker processes need: the
+    shard's order for an epoch (reshuffled for training) and the recipe's draws (torch's
+    RNG seeded from ``seed``, epoch and iteration) follow from the batch's position alone,
+    whichever worker reads it. Raises StopIteration past an epoch's end (the last batch
+    is partial for validation, dropped for training)."""
 
-    def __init__(self, files, labels, train: bool, size: int, batch_size: int, num_threads: int,
+    def __init__(self, files, labels, train: bool, size: int, batch_size: int,
                  shard_id: int = 0, num_shards: int = 1, seed: int = 0, scale=(0.08, 1.0)):
         self.files, self.labels = list(files), np.asarray(labels, np.int64)
-        self.train, self.batch_size, self.num_threads, self.seed = train, batch_size, num_threads, seed
+        self.train, self.batch_size, self.seed = train, batch_size, seed
         self.recipe = imagenet(train, size, scale, last=gpu.ToPacket())
         self.shard = np.arange(shard_id, len(self.files), num_shards)
-        self.epoch, self.position, self.order = -1, 0, self.shard
-        self._next_epoch()
-
-    def _next_epoch(self) -> None:
-        self.epoch += 1
-        self.position = 0
-        if self.train:
-            self.order = np.random.default_rng([self.seed, self.epoch]).permutation(self.shard)
 
     def __len__(self) -> int:
         n = len(self.shard)
         return n // self.batch_size if self.train else math.ceil(n / self.batch_size)
 
-    def __call__(self):
+    def order(self, epoch: int) -> np.ndarray:
+        """The shard's files in the order ``epoch`` reads them."""
+        return np.random.default_rng([self.seed, epoch]).permutation(self.shard) if self.train else self.shard
+
+    def __call__(self, info):
         from .reader import read_batch
 
-        end = self.position + self.batch_size
-        if end > len(self.order) and (self.train or self.position >= len(self.order)):
-            self._next_epoch()
+        if info.iteration >= len(self):
             raise StopIteration
-        indices = self.order[self.position:end]
-        self.position = end
-        packets = read_batch([self.files[i] for i in indices], num_threads=self.num_threads,
-                             transform=self.recipe, fallback="pixels")
-        columns = [[p[k].numpy() for p in packets] for k in range(5)]
-        return (*columns, [self.labels[i: i + 1] for i in indices])
+        start = info.iteration * self.batch_size
+        indices = self.order(info.epoch_idx)[start:start + self.batch_size]
+        torch.set_num_threads(1)  # one worker process per core already
+        torch.manual_seed(int(np.random.SeedSequence([self.seed, info.epoch_idx, info.iteration]).generate_state(1)[0]))
+        results = read_batch([self.files[i] for i in indices], num_threads=1, transform=self.recipe,
+                             fallback="pixels", errors="return")
+        # DALI hands a worker's exception on as text, so a file that cannot be read travels
+        # as an empty packet labelled -1 - its index, and the loader raises its typed error.
+        failed = [isinstance(r, Exception) for r in results]
+        packets = [_EMPTY_PACKET if bad else [t.numpy() for t in r] for r, bad in zip(results, failed)]
+        labels = [np.array([-1 - i]) if bad else self.labels[i: i + 1] for i, bad in zip(indices, failed)]
+        return (*([p[k] for p in packets] for k in range(5)), labels)
+
+    def raise_failure(self, labels: torch.Tensor) -> None:
+        """Raises the error of the first file marked failed in a batch's ``labels``, by
+        reading it again here (a JPEGError or OSError that names the file)."""
+        from .reader import read_coefficients
+
+        path = self.files[-1 - int(labels[labels < 0][0])]
+        read_coefficients(path, fallback="pixels")
+        raise RuntimeError(f"{path}: could not be read in a DALI worker, but reads in the main process")
 
 
-def hybrid_pipeline(source: CoefficientSource, device_id: int | None = 0, num_threads: int = 2):
-    """DALI pipeline around a :class:`CoefficientSource`: pads each batch's blocks to its
-    largest plane (``fn.pad``) and moves them to the GPU; outputs the five packet
-    tensors and the labels, for :func:`dctload.gpu.resample_packets`."""
+_EMPTY_PACKET = [np.zeros((1, 1, 64), np.int16)] * 3 + [np.ones((3, 64), np.float32), np.zeros((3, 2, 6))]
+
+
+def hybrid_pipeline(source: CoefficientSource, device_id: int | None = 0, num_workers: int = 4,
+                    num_threads: int = 2):
+    """DALI pipeline around a :class:`CoefficientSource`, run in parallel by ``num_workers``
+    worker processes (forked, or spawned once the process has a CUDA context, which
+    cannot be forked), each reading whole batches, ``num_workers`` batches ahead; pads each batch's blocks to its largest
+    plane (``fn.pad``) and moves them to the GPU; outputs the five packet tensors, for
+    :func:`dctload.gpu.resample_packets`, and the labels (on the host)."""
     dali = _dali()
     fn, types = dali.fn, dali.types
 
     @dali.pipeline_def(batch_size=source.batch_size, num_threads=num_threads, device_id=device_id,
-                       prefetch_queue_depth=2)
+                       prefetch_queue_depth=2, py_num_workers=num_workers,
+                       py_start_method="spawn" if dali.backend.IsDriverInitialized() else "fork")
     def pipeline():
         y, cb, cr, tables, geometry, labels = fn.external_source(
-            source=source, num_outputs=6, batch=True,
+            source=source, num_outputs=6, batch=True, batch_info=True, parallel=True,
+            prefetch_queue_depth=num_workers,
             dtype=[types.INT16, types.INT16, types.INT16, types.FLOAT, types.FLOAT64, types.INT64])
-        outputs = [fn.pad(y), fn.pad(cb), fn.pad(cr), tables, geometry, labels]
-        return tuple(o.gpu() for o in outputs) if device_id is not None else tuple(outputs)
+        outputs = [fn.pad(y), fn.pad(cb), fn.pad(cr), tables, geometry]
+        # the labels stay on the host, where the loader looks for files that failed
+        return (*(o.gpu() for o in outputs), labels) if device_id is not None else (*outputs, labels)
 
     return pipeline()
 
@@ -177,7 +198,9 @@ class DALILoader:
     ``backend``: ``"dali"`` (:func:`pixel_pipeline`, pixels converted on the device) or
     ``"dali-hybrid"`` (:func:`hybrid_pipeline`, exact DCT-domain resampling);
     ``output="rgb"`` gives the RGB baseline's normalized images instead of ``(y, cbcr)``
-    (``"dali"`` only). ``device_id=None`` runs DALI on the CPU (tests, CI). Shards for
+    (``"dali"`` only). ``num_threads``: DALI's threads, or for ``"dali-hybrid"`` its
+    reading worker processes (spawned where CUDA is already in use, so a script needs
+    the ``if __name__ == "__main__"`` guard). ``device_id=None`` runs DALI on the CPU (tests, CI). Shards for
     DistributedDataParallel: ``shard_id``/``num_shards``; validation yields every file of
     a shard once per epoch (the reader's padding is dropped).
     """
@@ -208,9 +231,9 @@ class DALILoader:
         elif backend == "dali-hybrid":
             if output != "dct":
                 raise ValueError("the dali-hybrid backend yields DCT coefficients only (output='dct')")
-            self.source = CoefficientSource(files, labels, train, size, batch_size, num_threads, shard_id,
-                                            num_shards, seed, scale)
-            self.pipeline = hybrid_pipeline(self.source, device_id)
+            self.source = CoefficientSource(files, labels, train, size, batch_size, shard_id, num_shards, seed,
+                                            scale)
+            self.pipeline = hybrid_pipeline(self.source, device_id, num_workers=num_threads)
             self.iterator = DALIGenericIterator([self.pipeline], ["y", "cb", "cr", "tables", "geometry", "labels"],
                                                 auto_reset=True, last_batch_policy=LastBatchPolicy.PARTIAL)
             self._len = len(self.source)
@@ -228,6 +251,9 @@ class DALILoader:
         for (outputs,) in self.iterator:
             targets = outputs["labels"].reshape(-1).long()
             if self.backend == "dali-hybrid":
+                if (targets < 0).any():
+                    self.source.raise_failure(targets)
+                targets = targets.to(self.device, non_blocking=True)
                 packets = [outputs[k] for k in ("y", "cb", "cr", "tables", "geometry")]
                 inputs = gpu.resample_packets(packets)
             elif self.output == "rgb":

@@ -364,6 +364,48 @@ def test_dali_train_batches(backend):
 
 @needs_dali
 @needs_data
+def test_dali_hybrid_draws_follow_from_seed_epoch_and_batch_whichever_worker_reads(monkeypatch):
+    import nvidia.dali.backend
+    from dctload.dali import DALILoader
+
+    samples = [(f, k) for k, f in enumerate(imagenet_files(12))]
+
+    def two_epochs(workers: int, seed: int):
+        loader = DALILoader(samples, "dali-hybrid", train=True, size=64, batch_size=4, num_threads=workers,
+                            device_id=None, seed=seed)
+        return [[(targets, y) for (y, _), targets in loader] for _ in range(2)]
+
+    def same(a, b) -> bool:
+        return all(torch.equal(ta, tb) and torch.equal(ya, yb) for (ta, ya), (tb, yb) in zip(a, b))
+
+    one_worker, other_seed = two_epochs(1, 0), two_epochs(2, 1)
+    # the workers of a process that holds a CUDA context are spawned, not forked
+    monkeypatch.setattr(nvidia.dali.backend, "IsDriverInitialized", lambda: True)
+    two_spawned_workers = two_epochs(2, 0)
+    assert all(len(epoch) == 3 for epoch in one_worker + two_spawned_workers + other_seed)
+    assert same(one_worker[0], two_spawned_workers[0]) and same(one_worker[1], two_spawned_workers[1])
+    assert not same(one_worker[0], one_worker[1])  # reshuffled and redrawn every epoch
+    assert not same(one_worker[0], other_seed[0])
+
+
+@needs_dali
+@needs_data
+def test_dali_hybrid_raises_the_typed_error_naming_the_file(tmp_path):
+    from dctload.dali import DALILoader
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    for broken, error in ((bad, dctload.JPEGError), (tmp_path / "missing.jpg", FileNotFoundError)):
+        samples = [(f, 0) for f in imagenet_files(4)] + [(str(broken), 0)]
+        batches = iter(DALILoader(samples, "dali-hybrid", train=False, size=64, batch_size=2, num_threads=2,
+                                  device_id=None))
+        assert len(next(batches)[1]) == len(next(batches)[1]) == 2  # the good files first
+        with pytest.raises(error, match=broken.name):
+            next(batches)
+
+
+@needs_dali
+@needs_data
 def test_dali_rgb_baseline_is_normalized_rgb():
     from dctload.dali import DALILoader
 
