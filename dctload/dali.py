@@ -222,12 +222,16 @@ class DALILoader:
         self.channels = None if channels is None else tuple(t.to(self.device) for t in batch.channel_indices(channels))
         policy = LastBatchPolicy.DROP if train else LastBatchPolicy.PARTIAL
         if backend == "dali":
+            first = len(files) * shard_id // num_shards  # DALI's reader shards contiguous ranges
+            self.shard_files = files[first:first + _dali_shard_size(len(files), shard_id, num_shards)]
             self.pipeline = pixel_pipeline(files, labels, train, size, output, batch_size, num_threads, device_id,
                                            shard_id, num_shards, seed, scale)
-            self.iterator = DALIGenericIterator([self.pipeline], ["images", "labels"], reader_name="reader",
-                                                last_batch_policy=policy, auto_reset=True)
-            shard = _dali_shard_size(len(files), shard_id, num_shards)
-            self._len = shard // batch_size if train else math.ceil(shard / batch_size)
+            try:  # the iterator runs the pipeline's first batches at once
+                self.iterator = DALIGenericIterator([self.pipeline], ["images", "labels"], reader_name="reader",
+                                                    last_batch_policy=policy, auto_reset=True)
+            except RuntimeError as exc:
+                raise unreadable_file_error(self.shard_files, exc) from exc
+            self._len = len(self.shard_files) // batch_size if train else math.ceil(len(self.shard_files) / batch_size)
         elif backend == "dali-hybrid":
             if output != "dct":
                 raise ValueError("the dali-hybrid backend yields DCT coefficients only (output='dct')")
@@ -247,8 +251,21 @@ class DALILoader:
     # reshuffles by itself every epoch.
     sampler = SimpleNamespace(set_epoch=lambda epoch: None)
 
+    def _outputs(self):
+        batches = iter(self.iterator)
+        while True:
+            try:
+                (outputs,) = next(batches)
+            except StopIteration:
+                return
+            except RuntimeError as exc:
+                if self.backend == "dali":
+                    raise unreadable_file_error(self.shard_files, exc) from exc
+                raise
+            yield outputs
+
     def __iter__(self):
-        for (outputs,) in self.iterator:
+        for outputs in self._outputs():
             targets = outputs["labels"].reshape(-1).long()
             if self.backend == "dali-hybrid":
                 if (targets < 0).any():
@@ -264,6 +281,29 @@ class DALILoader:
             if self.channels is not None:
                 inputs = inputs[0].index_select(1, self.channels[0]), inputs[1].index_select(1, self.channels[1])
             yield inputs, targets
+
+
+def unreadable_file_error(files: Sequence[str], error: Exception) -> Exception:
+    """The error to raise when DALI's pipeline fails: its decoders name no file, so
+    dctload's reader (entropy decoding only) looks through ``files``. The first that is
+    damaged gives its typed error naming the file; files the reader refuses as
+    unsupported (PNG, CMYK, lossless), which DALI may decode, are only listed."""
+    from .errors import UnsupportedJPEGError
+    from .reader import read_batch
+
+    refused = [r for r in read_batch(files, errors="return", transform=_discard) if r is not None]
+    damaged = [r for r in refused if not isinstance(r, UnsupportedJPEGError)]
+    if damaged:
+        damaged[0].add_note(f"found by dctload's reader after DALI's pipeline failed without naming a file; "
+                            f"damaged files among the {len(files)}: {len(damaged)}")
+        return damaged[0]
+    listed = "".join(f"\n  {r}" for r in refused[:10]) + ("\n  ..." if len(refused) > 10 else "")
+    return RuntimeError(f"DALI's pipeline failed without naming a file ({error}); dctload's reader finds none of "
+                        f"its {len(files)} files damaged, and refuses {len(refused)} as unsupported" + listed)
+
+
+def _discard(image) -> None:
+    return None
 
 
 def _dali_shard_size(n: int, shard_id: int, num_shards: int) -> int:

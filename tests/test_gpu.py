@@ -406,6 +406,24 @@ def test_dali_hybrid_raises_the_typed_error_naming_the_file(tmp_path):
 
 @needs_dali
 @needs_data
+def test_dali_pixel_pipeline_failures_name_the_damaged_file_not_the_png_dali_decodes(tmp_path):
+    from dctload.dali import DALILoader, unreadable_file_error
+
+    png = glob.glob(os.path.join(SHARED_DATA, "jpeg-edge", "misnamed", "*.JPEG"))[0]  # DALI decodes it
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    for broken, error in ((bad, dctload.JPEGError), (tmp_path / "missing.jpg", FileNotFoundError)):
+        samples = [(png, 0)] + [(f, 0) for f in imagenet_files(3)] + [(str(broken), 0)]
+        with pytest.raises(error, match=broken.name):
+            list(DALILoader(samples, "dali", train=False, size=64, batch_size=2, num_threads=1, device_id=None))
+    # a failure DALI alone has: the files dctload's reader refuses as unsupported are listed
+    failure = unreadable_file_error([png] + imagenet_files(3), RuntimeError("nvImageCodec failure"))
+    assert isinstance(failure, RuntimeError) and "refuses 1 as unsupported" in str(failure)
+    assert os.path.basename(png) in str(failure) and "nvImageCodec failure" in str(failure)
+
+
+@needs_dali
+@needs_data
 def test_dali_rgb_baseline_is_normalized_rgb():
     from dctload.dali import DALILoader
 
