@@ -171,9 +171,10 @@ def hybrid_pipeline(source: CoefficientSource, device_id: int | None = 0, num_wo
                     num_threads: int = 2):
     """DALI pipeline around a :class:`CoefficientSource`, run in parallel by ``num_workers``
     worker processes (forked, or spawned once the process has a CUDA context, which
-    cannot be forked), each reading whole batches, ``num_workers`` batches ahead; pads each batch's blocks to its largest
-    plane (``fn.pad``) and moves them to the GPU; outputs the five packet tensors, for
-    :func:`dctload.gpu.resample_packets`, and the labels (on the host)."""
+    cannot be forked), each reading whole batches, ``num_workers`` batches ahead; pads
+    each batch's blocks to its largest plane (``fn.pad``) and moves them to the GPU;
+    outputs the five packet tensors, for :func:`dctload.gpu.resample_packets`, and the
+    labels (on the host)."""
     dali = _dali()
     fn, types = dali.fn, dali.types
 
@@ -200,9 +201,10 @@ class DALILoader:
     ``output="rgb"`` gives the RGB baseline's normalized images instead of ``(y, cbcr)``
     (``"dali"`` only). ``num_threads``: DALI's threads, or for ``"dali-hybrid"`` its
     reading worker processes (spawned where CUDA is already in use, so a script needs
-    the ``if __name__ == "__main__"`` guard). ``device_id=None`` runs DALI on the CPU (tests, CI). Shards for
-    DistributedDataParallel: ``shard_id``/``num_shards``; validation yields every file of
-    a shard once per epoch (the reader's padding is dropped).
+    the ``if __name__ == "__main__"`` guard). ``device_id=None`` runs DALI on the CPU
+    (tests, CI). Shards for DistributedDataParallel: ``shard_id``/``num_shards``;
+    validation yields every file of a shard once per epoch (the reader's padding is
+    dropped). A file that cannot be read raises its ``JPEGError`` (or ``OSError``).
     """
 
     def __init__(self, samples: Sequence[tuple[str, int]], backend: str = "dali", train: bool = True,
@@ -231,7 +233,8 @@ class DALILoader:
                                                     last_batch_policy=policy, auto_reset=True)
             except RuntimeError as exc:
                 raise unreadable_file_error(self.shard_files, exc) from exc
-            self._len = len(self.shard_files) // batch_size if train else math.ceil(len(self.shard_files) / batch_size)
+            shard = len(self.shard_files)
+            self._len = shard // batch_size if train else math.ceil(shard / batch_size)
         elif backend == "dali-hybrid":
             if output != "dct":
                 raise ValueError("the dali-hybrid backend yields DCT coefficients only (output='dct')")
