@@ -224,8 +224,7 @@ class DALILoader:
         self.channels = None if channels is None else tuple(t.to(self.device) for t in batch.channel_indices(channels))
         policy = LastBatchPolicy.DROP if train else LastBatchPolicy.PARTIAL
         if backend == "dali":
-            first = len(files) * shard_id // num_shards  # DALI's reader shards contiguous ranges
-            self.shard_files = files[first:first + _dali_shard_size(len(files), shard_id, num_shards)]
+            self.shard_files = _dali_shard(files, shard_id, num_shards)
             self.pipeline = pixel_pipeline(files, labels, train, size, output, batch_size, num_threads, device_id,
                                            shard_id, num_shards, seed, scale)
             try:  # the iterator runs the pipeline's first batches at once
@@ -309,6 +308,7 @@ def _discard(image) -> None:
     return None
 
 
-def _dali_shard_size(n: int, shard_id: int, num_shards: int) -> int:
-    """Files in DALI reader shard ``shard_id``: contiguous ranges [n*k/N, n*(k+1)/N)."""
-    return n * (shard_id + 1) // num_shards - n * shard_id // num_shards
+def _dali_shard(files: list[str], shard_id: int, num_shards: int) -> list[str]:
+    """The files of DALI reader shard ``shard_id``: contiguous ranges [n*k/N, n*(k+1)/N)."""
+    n = len(files)
+    return files[n * shard_id // num_shards: n * (shard_id + 1) // num_shards]

@@ -283,11 +283,16 @@ def test_gpu_loader_train_batches_and_channel_subsets(backend):
     assert torch.isfinite(y).all() and torch.isfinite(cbcr).all()
 
 
-def test_gpu_loaders_name_the_bad_file(tmp_path):
+@pytest.fixture
+def bad_jpeg(tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    return bad
+
+
+def test_gpu_loaders_name_the_bad_file(bad_jpeg):
     for backend in ("coefficients", "nvjpeg"):
-        loader = gpu.GPULoader([(str(bad), 0)], backend, train=False, batch_size=1, workers=0, device="cpu")
+        loader = gpu.GPULoader([(str(bad_jpeg), 0)], backend, train=False, batch_size=1, workers=0, device="cpu")
         with pytest.raises(dctload.JPEGError, match="bad.jpg"):
             next(iter(loader))
 
@@ -390,12 +395,10 @@ def test_dali_hybrid_draws_follow_from_seed_epoch_and_batch_whichever_worker_rea
 
 @needs_dali
 @needs_data
-def test_dali_hybrid_raises_the_typed_error_naming_the_file(tmp_path):
+def test_dali_hybrid_raises_the_typed_error_naming_the_file(bad_jpeg, tmp_path):
     from dctload.dali import DALILoader
 
-    bad = tmp_path / "bad.jpg"
-    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
-    for broken, error in ((bad, dctload.JPEGError), (tmp_path / "missing.jpg", FileNotFoundError)):
+    for broken, error in ((bad_jpeg, dctload.JPEGError), (tmp_path / "missing.jpg", FileNotFoundError)):
         samples = [(f, 0) for f in imagenet_files(4)] + [(str(broken), 0)]
         batches = iter(DALILoader(samples, "dali-hybrid", train=False, size=64, batch_size=2, num_threads=2,
                                   device_id=None))
@@ -406,13 +409,11 @@ def test_dali_hybrid_raises_the_typed_error_naming_the_file(tmp_path):
 
 @needs_dali
 @needs_data
-def test_dali_pixel_pipeline_failures_name_the_damaged_file_not_the_png_dali_decodes(tmp_path):
+def test_dali_pixel_pipeline_failures_name_the_damaged_file_not_the_png_dali_decodes(bad_jpeg, tmp_path):
     from dctload.dali import DALILoader, unreadable_file_error
 
     png = glob.glob(os.path.join(SHARED_DATA, "jpeg-edge", "misnamed", "*.JPEG"))[0]  # DALI decodes it
-    bad = tmp_path / "bad.jpg"
-    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
-    for broken, error in ((bad, dctload.JPEGError), (tmp_path / "missing.jpg", FileNotFoundError)):
+    for broken, error in ((bad_jpeg, dctload.JPEGError), (tmp_path / "missing.jpg", FileNotFoundError)):
         samples = [(png, 0)] + [(f, 0) for f in imagenet_files(3)] + [(str(broken), 0)]
         with pytest.raises(error, match=broken.name):
             list(DALILoader(samples, "dali", train=False, size=64, batch_size=2, num_threads=1, device_id=None))
