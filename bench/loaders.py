@@ -8,7 +8,8 @@ RandomResizedCrop(224) + flip -> (y, cbcr)) against torchvision's (decode_jpeg +
 transforms.v2, what nets.train gives resnet50). Where CUDA is present, the GPU paths too,
 batches of 256 on the device: dctload.gpu's 'coefficients' (exact DCT-domain resampling on
 the GPU) and 'nvjpeg', and dctload.dali's 'dali' (nvJPEG pixels -> GPU DCT) and
-'dali-hybrid' against DALI's plain RGB pipeline, timed in steady state
+'dali-hybrid' against DALI's plain RGB pipeline, 'dali' and DALI RGB also with every
+image on the hardware JPEG decoder (hw_decoder_load=1), timed in steady state
 (``common.steady_state``) over three bursts of the worker pool. Target (issue 8): the
 DCT conversion adds at most 10% to the RGB DALI pipeline's time per batch. Writes
 bench/results/loaders-<folder name>[-<gpu>].json.
@@ -107,6 +108,11 @@ def gpu_loaders(samples, batch: int, workers: int) -> dict:
         out["dali (dct)"] = DALILoader(samples, "dali", **common_args)
         out["dali (rgb)"] = DALILoader(samples, "dali", output="rgb", **common_args)
         out["dali-hybrid (dct)"] = DALILoader(samples, "dali-hybrid", **common_args)
+        # nvJPEG's default hands 65% of images to the hardware decoder and decodes the
+        # rest on the SMs that the training step needs.
+        out["dali, hardware decoder (dct)"] = DALILoader(samples, "dali", hw_decoder_load=1.0, **common_args)
+        out["dali, hardware decoder (rgb)"] = DALILoader(samples, "dali", output="rgb", hw_decoder_load=1.0,
+                                                         **common_args)
     except ImportError as exc:
         print(f"DALI left out: {exc}")
     return out

@@ -7,7 +7,8 @@ px, SGD with momentum, channels_last; bf16 autocast on the GPU), each with every
 it can take, side by side in interleaved rounds: on the CPU, a DataLoader (dctload's
 DCTImageFolder; decode_jpeg + transforms.v2) loading in the step's process and with one
 worker; on the GPU, DataLoader workers, dctload.gpu's and dctload.dali's paths and DALI's
-RGB pipeline. The ratio compares each model with its own best loader. Steps are timed in
+RGB pipeline ('dali' and DALI RGB also with nvJPEG's hardware decoder taking every image,
+``bench/loaders.py``). The ratio compares each model with its own best loader. Steps are timed in
 steady state (``common.steady_state``: start-up and the loader's backlog outside the
 clock; on the GPU, enough steps to span three bursts of the worker pool). Target (issue 7):
 Thinner on DCT at least 1.5x resnet50 on RGB in training images/s, GPU and CPU each
@@ -66,8 +67,9 @@ def contestants(samples, device: str, batch: int, cpu_workers: list[int], gpu_wo
             loader_bench.cpu_loader(samples, False, workers, batch), steps, rgb_step, device)
     if device == "cuda":
         for name, loader in loader_bench.gpu_loaders(samples, batch, gpu_workers).items():
-            if name == "dali (rgb)":
-                out[f"{RGB_MODEL} + DALI RGB"] = common.steady_state(loader, steps, rgb_step, device)
+            if name.endswith("(rgb)"):
+                label = name.replace("dali", "DALI RGB", 1).replace(" (rgb)", "")
+                out[f"{RGB_MODEL} + {label}"] = common.steady_state(loader, steps, rgb_step, device)
             else:
                 out[f"{DCT_MODEL} + {name.replace(' (dct)', '')}"] = common.steady_state(loader, steps, dct_step, device)
     return out

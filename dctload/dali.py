@@ -44,20 +44,24 @@ def _dali():
 def pixel_pipeline(files: Sequence[str], labels: Sequence[int], train: bool, size: int = 224,
                    output: str = "dct", batch_size: int = 64, num_threads: int = 4, device_id: int | None = 0,
                    shard_id: int = 0, num_shards: int = 1, seed: int = 0, scale=(0.08, 1.0),
-                   ratio=(3.0 / 4.0, 4.0 / 3.0)):
+                   ratio=(3.0 / 4.0, 4.0 / 3.0), hw_decoder_load: float | None = None):
     """A DALI pipeline of torchvision's ImageNet recipe on decoded pixels.
 
     Train: ``fn.decoders.image_random_crop`` (RandomResizedCrop's area and aspect ranges)
     -> resize to ``size`` -> coin-flip mirror. Validation: decode -> resize the shorter
     side to 256/224 x ``size`` -> centre crop. Resizes are antialiased linear, in float.
     Outputs ``(images, labels)``: float CHW, RGB in 0..255 for ``output="dct"``, or
-    normalized with ImageNet's mean and std for ``output="rgb"``.
+    normalized with ImageNet's mean and std for ``output="rgb"``. ``hw_decoder_load``:
+    the share of images nvJPEG's ``mixed`` decoder gives the GPU's hardware JPEG engines
+    (A100, H100), the rest decoded on CUDA cores and CPU threads; None keeps DALI's
+    default (0.65). The CPU decoder ignores it.
     """
     dali = _dali()
     fn, types = dali.fn, dali.types
     if output not in ("dct", "rgb"):
         raise ValueError(f'output must be "dct" or "rgb", not {output!r}')
     decoder = "cpu" if device_id is None else "mixed"
+    decoder_args = {} if hw_decoder_load is None else {"hw_decoder_load": float(hw_decoder_load)}
 
     @dali.pipeline_def(batch_size=batch_size, num_threads=num_threads, device_id=device_id, seed=seed,
                        prefetch_queue_depth=2)
@@ -68,11 +72,11 @@ def pixel_pipeline(files: Sequence[str], labels: Sequence[int], train: bool, siz
         if train:
             images = fn.decoders.image_random_crop(jpegs, device=decoder, output_type=types.RGB,
                                                    random_area=list(scale), random_aspect_ratio=list(ratio),
-                                                   num_attempts=10)
+                                                   num_attempts=10, **decoder_args)
             images = fn.resize(images, resize_x=size, resize_y=size, antialias=True, dtype=types.FLOAT)
             mirror = fn.random.coin_flip(probability=0.5)
         else:
-            images = fn.decoders.image(jpegs, device=decoder, output_type=types.RGB)
+            images = fn.decoders.image(jpegs, device=decoder, output_type=types.RGB, **decoder_args)
             images = _center_crop(dali, _resize_shorter(dali, images, jpegs, resize_size(size)), size)
             mirror = 0
         mean, std = ((0.0,) * 3, (1.0,) * 3) if output == "dct" else \
@@ -206,18 +210,20 @@ class DALILoader:
     ``backend``: ``"dali"`` (:func:`pixel_pipeline`, pixels converted on the device) or
     ``"dali-hybrid"`` (:func:`hybrid_pipeline`, exact DCT-domain resampling);
     ``output="rgb"`` gives the RGB baseline's normalized images instead of ``(y, cbcr)``
-    (``"dali"`` only). ``num_threads``: DALI's threads, or for ``"dali-hybrid"`` its
-    reading worker processes (spawned where CUDA is already in use, so a script needs
-    the ``if __name__ == "__main__"`` guard). ``device_id=None`` runs DALI on the CPU
-    (tests, CI). Shards for DistributedDataParallel: ``shard_id``/``num_shards``;
-    validation yields every file of a shard once per epoch (the reader's padding is
-    dropped). A file that cannot be read raises its ``JPEGError`` (or ``OSError``).
+    and ``hw_decoder_load`` sets nvJPEG's share of hardware decoding (both ``"dali"``
+    only; see :func:`pixel_pipeline`). ``num_threads``: DALI's threads, or for
+    ``"dali-hybrid"`` its reading worker processes (spawned where CUDA is already in use,
+    so a script needs the ``if __name__ == "__main__"`` guard). ``device_id=None`` runs
+    DALI on the CPU (tests, CI). Shards for DistributedDataParallel:
+    ``shard_id``/``num_shards``; validation yields every file of a shard once per epoch
+    (the reader's padding is dropped). A file that cannot be read raises its
+    ``JPEGError`` (or ``OSError``).
     """
 
     def __init__(self, samples: Sequence[tuple[str, int]], backend: str = "dali", train: bool = True,
                  size: int = 224, batch_size: int = 64, num_threads: int = 4, device_id: int | None = 0,
                  shard_id: int = 0, num_shards: int = 1, seed: int = 0, channels=None, output: str = "dct",
-                 scale=(0.08, 1.0)):
+                 scale=(0.08, 1.0), hw_decoder_load: float | None = None):
         _dali()
         from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
@@ -233,7 +239,7 @@ class DALILoader:
         if backend == "dali":
             self.shard_files = _dali_shard(files, shard_id, num_shards)
             self.pipeline = pixel_pipeline(files, labels, train, size, output, batch_size, num_threads, device_id,
-                                           shard_id, num_shards, seed, scale)
+                                           shard_id, num_shards, seed, scale, hw_decoder_load=hw_decoder_load)
             try:  # the iterator runs the pipeline's first batches at once
                 self.iterator = DALIGenericIterator([self.pipeline], ["images", "labels"], reader_name="reader",
                                                     last_batch_policy=policy, auto_reset=True)
@@ -244,6 +250,8 @@ class DALILoader:
         elif backend == "dali-hybrid":
             if output != "dct":
                 raise ValueError("the dali-hybrid backend yields DCT coefficients only (output='dct')")
+            if hw_decoder_load is not None:
+                raise ValueError("hw_decoder_load sets nvJPEG's decoding, which the dali-hybrid backend does not use")
             self.source = CoefficientSource(files, labels, train, size, batch_size, shard_id, num_shards, seed,
                                             scale)
             self.pipeline = hybrid_pipeline(self.source, device_id, num_workers=num_threads)

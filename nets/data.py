@@ -112,13 +112,18 @@ GPU_LOADERS = dctload.gpu.BACKENDS
 
 
 def gpu_loaders(kind: str, train_set, val_set, batch_size: int, workers: int, seed: int, rank: int, world: int,
-                dct: bool, size: int, channels=None, scale=(0.08, 1.0), device=None):
+                dct: bool, size: int, channels=None, scale=(0.08, 1.0), device=None,
+                hw_decoder_load: float | None = None):
     """(train, val) loaders that build batches on the GPU (:mod:`dctload.gpu`,
     :mod:`dctload.dali`) over the folders' samples. DCT models take any of
-    :data:`GPU_LOADERS`; RGB models take ``"dali"`` (DALI's normalized RGB). Augmentation
-    is random per worker, not per (seed, epoch, image): resumed runs are not bit-exact."""
+    :data:`GPU_LOADERS`; RGB models take ``"dali"`` (DALI's normalized RGB).
+    ``hw_decoder_load`` (nvJPEG's share of hardware decoding) is for ``"dali"`` only.
+    Augmentation is random per worker, not per (seed, epoch, image): resumed runs are
+    not bit-exact."""
     if not dct and kind != "dali":
         raise ValueError(f"RGB models load with 'cpu' or 'dali', not {kind!r}")
+    if hw_decoder_load is not None and kind != "dali":
+        raise ValueError(f"hw_decoder_load sets DALI's nvJPEG decoding (loader 'dali'), not {kind!r}'s")
     if kind in ("coefficients", "nvjpeg"):
         common = dict(backend=kind, size=size, batch_size=batch_size, workers=workers, device=device,
                       channels=channels, rank=rank, world=world, seed=seed, scale=scale)
@@ -130,5 +135,5 @@ def gpu_loaders(kind: str, train_set, val_set, batch_size: int, workers: int, se
     device_id = None if device.type == "cpu" else device.index if device.index is not None else torch.cuda.current_device()
     common = dict(backend=kind, size=size, batch_size=batch_size, num_threads=max(workers, 1), device_id=device_id,
                   shard_id=rank, num_shards=world, seed=seed, channels=channels, output="dct" if dct else "rgb",
-                  scale=scale)
+                  scale=scale, hw_decoder_load=hw_decoder_load)
     return DALILoader(train_set.samples, train=True, **common), DALILoader(val_set.samples, train=False, **common)

@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zero-init-residual", action="store_true")
     p.add_argument("--loader", choices=("cpu", *loaders.GPU_LOADERS), default="cpu",
                    help="data loading path: cpu (DataLoader workers; exact resume) or a GPU path (dctload.gpu, dctload.dali)")
+    p.add_argument("--hw-decoder-load", type=float, default=None,
+                   help="--loader dali: share of images for the GPU's hardware JPEG decoder (DALI's default 0.65)")
     p.add_argument("--stats", default=None, help="dctload stats file; estimated from the train set if absent")
     p.add_argument("--stats-images", type=int, default=500, help="train images for estimating statistics")
     p.add_argument("--on-error", choices=("raise", "fallback", "skip"), default="raise", help="bad files (DCT loader)")
@@ -310,7 +312,7 @@ def main(argv=None) -> int:
     else:
         train_batches, val_batches = loaders.gpu_loaders(
             args.loader, train_set, val_set, args.batch_size, args.workers, args.seed, env.rank, env.world, dct,
-            args.size, args.channels, tuple(args.crop_scale), env.device)
+            args.size, args.channels, tuple(args.crop_scale), env.device, args.hw_decoder_load)
     if len(train_batches) < args.accumulate:
         raise SystemExit(f"{len(train_set)} training images give {len(train_batches)} batches of {args.batch_size} "
                          f"per process: fewer than --accumulate {args.accumulate}")

@@ -433,3 +433,31 @@ def test_dali_rgb_baseline_is_normalized_rgb():
     (images, targets), = list(loader)
     assert images.shape == (4, 3, 64, 64) and images.dtype == torch.float32
     assert -3 < float(images.mean()) < 3 and float(images.min()) >= -2.2 and float(images.max()) <= 2.7
+
+
+@needs_dali
+@needs_data
+@pytest.mark.parametrize("device_id", DALI_DEVICES, ids=["cpu", "cuda"])
+def test_dali_hardware_decoder_share_keeps_the_batches(device_id):
+    """``hw_decoder_load=1`` sends every image to nvJPEG's hardware decoder where the GPU
+    has one (the CPU decoder ignores it); the batches still match the CPU loader."""
+    from dctload.dali import DALILoader
+
+    files = imagenet_files(8)
+    recipe = T.imagenet(False, 224)
+    loader = DALILoader([(f, k) for k, f in enumerate(files)], "dali", train=False, batch_size=8, num_threads=2,
+                        device_id=device_id, hw_decoder_load=1.0)
+    (y, cbcr), targets = next(iter(loader))
+    for k, target in enumerate(targets.tolist()):
+        ref = cpu_reference(files[target], recipe)
+        assert psnr(y[k], ref[0]) >= 40.0
+        assert psnr(cbcr[k].reshape(2, 64, 14, 14), ref[1].reshape(2, 64, 14, 14)) >= 40.0
+    with pytest.raises(ValueError, match="hw_decoder_load"):
+        DALILoader([(f, 0) for f in files], "dali-hybrid", device_id=device_id, hw_decoder_load=1.0)
+
+
+def test_training_loaders_take_a_hardware_decoder_share_for_dali_only():
+    from nets import data as loaders
+
+    with pytest.raises(ValueError, match="hw_decoder_load"):
+        loaders.gpu_loaders("coefficients", None, None, 4, 1, 0, 0, 1, True, 64, hw_decoder_load=1.0)

@@ -71,16 +71,17 @@ def test_amp_channels_last_accumulation_step_schedule_and_channel_subsets(tiny_s
     assert any((tmp_path / "tensorboard").iterdir())
 
 
-@pytest.mark.parametrize("loader,model", [("coefficients", "late_concat_rfa_thinner"), ("nvjpeg", "downsampling"),
-                                          ("dali", "late_concat_rfa_thinner"), ("dali-hybrid", "upsampling"),
-                                          ("dali", "resnet50")])
-def test_gpu_loaders_train_and_validate_every_image(tiny_shapes, tmp_path, loader, model):
+@pytest.mark.parametrize("loader,model,extra", [
+    ("coefficients", "late_concat_rfa_thinner", ()), ("nvjpeg", "downsampling", ()),
+    ("dali", "late_concat_rfa_thinner", ()), ("dali-hybrid", "upsampling", ()),
+    ("dali", "resnet50", ("--hw-decoder-load", "1"))])
+def test_gpu_loaders_train_and_validate_every_image(tiny_shapes, tmp_path, loader, model, extra):
     """The GPU paths behind --loader, on torch's CPU device and DALI's CPU pipelines here
     (on CUDA where a GPU is present): a run completes and validation sees every image."""
     if loader.startswith("dali"):
         pytest.importorskip("nvidia.dali", reason="NVIDIA DALI is not installed")
     records = run_train(tiny_shapes, tmp_path, "--model", model, "--epochs", "1", "--workers", "1",
-                        "--loader", loader)
+                        "--loader", loader, *extra)
     assert records[0]["val_images"] == 15 and records[0]["train_images"] == 32  # 36 images, batches of 8
 
 
