@@ -7,12 +7,12 @@ px, SGD with momentum, channels_last; bf16 autocast on the GPU), each with every
 it can take, side by side in interleaved rounds: on the CPU, a DataLoader (dctload's
 DCTImageFolder; decode_jpeg + transforms.v2) loading in the step's process and with one
 worker; on the GPU, DataLoader workers, dctload.gpu's and dctload.dali's paths and DALI's
-RGB pipeline ('dali' and DALI RGB also with nvJPEG's hardware decoder taking every image,
-``bench/loaders.py``). The ratio compares each model with its own best loader. Steps are timed in
-steady state (``common.steady_state``: start-up and the loader's backlog outside the
-clock; on the GPU, enough steps to span three bursts of the worker pool). Target (issue 7):
-Thinner on DCT at least 1.5x resnet50 on RGB in training images/s, GPU and CPU each
-reported. Writes bench/results/training-<device>.json.
+RGB pipeline ('dali' and DALI RGB also with nvJPEG's hardware decoder taking every
+image, ``bench/loaders.py``). The ratio compares each model with its own best loader.
+Steps are timed in steady state (``common.steady_state``: start-up and the loader's
+backlog outside the clock; on the GPU, enough steps to span three bursts of the worker
+pool). Target (issue 7): Thinner on DCT at least 1.5x resnet50 on RGB in training
+images/s, GPU and CPU each reported. Writes bench/results/training-<device>.json.
 """
 
 from __future__ import annotations
