@@ -108,8 +108,8 @@ def gpu_loaders(samples, batch: int, workers: int) -> dict:
         out["dali (dct)"] = DALILoader(samples, "dali", **common_args)
         out["dali (rgb)"] = DALILoader(samples, "dali", output="rgb", **common_args)
         out["dali-hybrid (dct)"] = DALILoader(samples, "dali-hybrid", **common_args)
-        # nvJPEG's default hands 65% of images to the hardware decoder and decodes the
-        # rest on the SMs that the training step needs.
+        # nvJPEG's default hands 65% of images to the hardware decoder; the rest are
+        # decoded partly on the SMs that the training step needs.
         out["dali, hardware decoder (dct)"] = DALILoader(samples, "dali", hw_decoder_load=1.0, **common_args)
         out["dali, hardware decoder (rgb)"] = DALILoader(samples, "dali", output="rgb", hw_decoder_load=1.0,
                                                          **common_args)

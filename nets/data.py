@@ -122,9 +122,9 @@ def gpu_loaders(kind: str, train_set, val_set, batch_size: int, workers: int, se
     not bit-exact."""
     if not dct and kind != "dali":
         raise ValueError(f"RGB models load with 'cpu' or 'dali', not {kind!r}")
-    if hw_decoder_load is not None and kind != "dali":
-        raise ValueError(f"hw_decoder_load sets DALI's nvJPEG decoding (loader 'dali'), not {kind!r}'s")
     if kind in ("coefficients", "nvjpeg"):
+        if hw_decoder_load is not None:  # DALILoader itself refuses it for 'dali-hybrid'
+            raise ValueError(f"hw_decoder_load sets DALI's nvJPEG decoding (loader 'dali'), not {kind!r}'s")
         common = dict(backend=kind, size=size, batch_size=batch_size, workers=workers, device=device,
                       channels=channels, rank=rank, world=world, seed=seed, scale=scale)
         return (dctload.gpu.GPULoader(train_set.samples, train=True, **common),
