@@ -297,6 +297,8 @@ def main(argv=None) -> int:
     dct = nets.is_dct_model(args.model)
     if args.channels and not dct:
         raise SystemExit(f"--channels is for DCT models; {args.model} reads RGB")
+    if args.hw_decoder_load is not None and args.loader == "cpu":  # the GPU loaders refuse it themselves
+        raise SystemExit("--hw-decoder-load sets DALI's nvJPEG decoding (--loader dali), which --loader cpu does not use")
 
     folder = functools.partial(loaders.image_folder, dct=dct, size=args.size, channels=args.channels,
                                scale=tuple(args.crop_scale), on_error=args.on_error)

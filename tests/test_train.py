@@ -34,6 +34,12 @@ def run_train(root, out, *extra):
     return metrics(out)
 
 
+def test_cpu_loader_refuses_a_hardware_decoder_share(tiny_shapes, tmp_path):
+    with pytest.raises(SystemExit, match="--loader cpu does not use"):
+        run_train(tiny_shapes, tmp_path, "--model", "resnet50", "--epochs", "1", "--hw-decoder-load", "1")
+    assert not (tmp_path / "metrics.jsonl").exists()
+
+
 @pytest.mark.parametrize("model", ["late_concat_rfa_thinner", "resnet50"])
 def test_resume_continues_exactly_as_an_uninterrupted_run(tiny_shapes, tmp_path, model):
     common = ["--model", model, "--epochs", "3", "--warmup-epochs", "1", "--jpeg-dl", "--jpeg-quality", "90"]
