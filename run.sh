@@ -22,7 +22,7 @@ ensure_libjpeg_headers() {
 
 ensure_env() {
     local stamp=.venv/.installed
-    local inputs="requirements-ci.txt setup.py pyproject.toml csrc/reader.c"
+    local inputs="requirements-ci.txt setup.py pyproject.toml csrc"
     if [ -f "$stamp" ] && [ -z "$(find $inputs -newer "$stamp" 2>/dev/null)" ]; then
         return
     fi

@@ -68,7 +68,8 @@ setup(
     ext_modules=[
         Extension(
             "dctload._reader",
-            sources=["csrc/reader.c"],
+            sources=["csrc/reader.c", "csrc/resample.c"],
+            depends=["csrc/resample.h"],
             libraries=["jpeg"],
             include_dirs=include_dirs,
             library_dirs=library_dirs,

@@ -23,6 +23,8 @@
 #include <jpeglib.h>
 #include <jerror.h>
 
+#include "resample.h"
+
 /* A standard progressive script has about 10 scans; a file with thousands
  * of tiny scans is a known way to make libjpeg spin for minutes. */
 #define MAX_SCANS 1000
@@ -698,6 +700,71 @@ static PyObject *py_decode_pixels(PyObject *self, PyObject *args, PyObject *kwar
     return call_reader(args, kwargs, run_decode_pixels, build_pixels);
 }
 
+/* ---- Exact resampling of one plane (csrc/resample.c) -------------------- */
+
+static int parse_axis(PyObject *tuple, dl_axis *axis) {
+    return PyArg_ParseTuple(tuple, "ddddip;an axis is (start, scale, lo, hi, size, flip)",
+                            &axis->start, &axis->scale, &axis->lo, &axis->hi, &axis->size, &axis->flip);
+}
+
+PyDoc_STRVAR(resample_doc,
+"resample(coefs, table, rows, cols, out)\n\n"
+"Exact crop + antialiased bilinear resize + flip of one plane: coefs (h_blocks, w_blocks, 64)\n"
+"int16 (rows may be strided), table 64 uint16, rows/cols (start, scale, lo, hi, size, flip),\n"
+"out a writable float32 (64, rows.size / 8, cols.size / 8) array (any strides in the\n"
+"first two axes). Raises ValueError for a box or size it cannot take.");
+
+static PyObject *py_resample(PyObject *self, PyObject *args) {
+    PyObject *coefs_obj, *table_obj, *rows_obj, *cols_obj, *out_obj;
+    Py_buffer coefs = {0}, table = {0}, out = {0};
+    dl_axis rows, cols;
+    dl_workspace ws = {0};
+    char message[256];
+    int status = -1;
+    if (!PyArg_ParseTuple(args, "OOOOO", &coefs_obj, &table_obj, &rows_obj, &cols_obj, &out_obj) ||
+        !parse_axis(rows_obj, &rows) || !parse_axis(cols_obj, &cols))
+        return NULL;
+    if (PyObject_GetBuffer(coefs_obj, &coefs, PyBUF_STRIDED_RO | PyBUF_FORMAT) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(table_obj, &table, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        goto done;
+    if (PyObject_GetBuffer(out_obj, &out, PyBUF_STRIDED | PyBUF_FORMAT) < 0)
+        goto done;
+    if (coefs.ndim != 3 || coefs.itemsize != 2 || coefs.shape[2] != 64 || coefs.strides[2] != 2 ||
+        coefs.strides[1] != 128 || coefs.strides[0] % 2 || strcmp(coefs.format, "h")) {
+        PyErr_SetString(PyExc_ValueError, "coefs must be int16 (h_blocks, w_blocks, 64) with whole blocks in a row");
+        goto done;
+    }
+    if (table.len != 128 || table.itemsize != 2 || strcmp(table.format, "H")) {
+        PyErr_SetString(PyExc_ValueError, "table must be 64 uint16 values");
+        goto done;
+    }
+    if (out.ndim != 3 || out.itemsize != 4 || strcmp(out.format, "f") || out.strides[2] != 4 ||
+        out.strides[0] % 4 || out.strides[1] % 4 || out.shape[0] != 64 ||
+        out.shape[1] != rows.size / 8 || out.shape[2] != cols.size / 8) {
+        PyErr_Format(PyExc_ValueError, "out must be float32 (64, %d, %d) with contiguous rows",
+                     rows.size / 8, cols.size / 8);
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    status = dl_resample_plane(coefs.buf, coefs.strides[0] / 2, (int)coefs.shape[0], (int)coefs.shape[1],
+                               table.buf, &rows, &cols, out.buf, out.strides[0] / 4, out.strides[1] / 4,
+                               &ws, message, sizeof(message));
+    Py_END_ALLOW_THREADS
+    dl_workspace_free(&ws);
+    if (status < 0)
+        PyErr_SetString(PyExc_ValueError, message);
+done:
+    PyBuffer_Release(&coefs);
+    if (table.obj)
+        PyBuffer_Release(&table);
+    if (out.obj)
+        PyBuffer_Release(&out);
+    if (status < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"read_coefficients", (PyCFunction)(void (*)(void))py_read_coefficients,
      METH_VARARGS | METH_KEYWORDS, read_coefficients_doc},
@@ -705,6 +772,7 @@ static PyMethodDef methods[] = {
      METH_VARARGS | METH_KEYWORDS, read_header_doc},
     {"decode_pixels", (PyCFunction)(void (*)(void))py_decode_pixels,
      METH_VARARGS | METH_KEYWORDS, decode_pixels_doc},
+    {"resample", py_resample, METH_VARARGS, resample_doc},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {

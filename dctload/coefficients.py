@@ -242,8 +242,29 @@ def _operator(axis: AxisMap) -> tuple[np.ndarray, np.ndarray]:
     return lows + shift // BLOCK, bands
 
 
+def axis_tuple(axis: AxisMap) -> tuple:
+    """``axis`` as the C extension takes it: (start, scale, lo, hi, size, flip)."""
+    return (float(axis.start), float(axis.scale), float(axis.lo), float(axis.hi), int(axis.size), bool(axis.flip))
+
+
+def resample_into(plane: np.ndarray, table: np.ndarray, rows: AxisMap, cols: AxisMap, out: np.ndarray) -> None:
+    """:func:`resample` of one quantized plane, in C (``csrc/resample.c``), written into
+    ``out`` (float32 (64, rows.size / 8, cols.size / 8), rows contiguous): the fast path
+    of the transforms and loaders, equal to :func:`resample` within float32 rounding.
+
+    ``plane``: int16 (hb, wb, 64) blocks (rows may be strided, as the reader's views are),
+    ``table``: its 64 uint16 steps. A box or size the C path cannot take is a ValueError.
+    """
+    from . import _reader
+
+    if plane.dtype != np.int16 or plane.ndim != 3 or plane.strides[1:] != (128, 2):
+        plane = np.ascontiguousarray(plane, dtype=np.int16)
+    _reader.resample(plane, np.ascontiguousarray(table, dtype=np.uint16), axis_tuple(rows), axis_tuple(cols), out)
+
+
 def resample(planes, tables, rows: AxisMap, cols: AxisMap) -> np.ndarray:
-    """Exact crop + antialiased bilinear resize + flip of components on one grid, on coefficients.
+    """Exact crop + antialiased bilinear resize + flip of components on one grid, on
+    coefficients: the numpy reference of :func:`resample_into` (the C path the loaders use).
 
     ``planes``: (hb, wb, 64) coefficient arrays of the same block grid (Cb and Cr),
     quantized (int16, with their 64-entry ``tables``) or in JPEG units (``tables=None``).

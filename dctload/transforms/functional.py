@@ -2,7 +2,7 @@
 
 Geometry is lazy: crops, resizes and flips only update a :class:`DCTView` (one
 :class:`~dctload.coefficients.AxisMap` per axis); :func:`to_tensor` then computes the
-output in one exact pass per component (:func:`dctload.coefficients.resample`).
+output in one exact pass per component (:func:`dctload.coefficients.resample_into`, in C).
 Composition follows torchvision: a crop of a resized image selects output samples of
 that resize; a resize of a cropped image filters over the crop (RandomResizedCrop).
 """
@@ -139,18 +139,13 @@ def to_tensor(image) -> tuple[torch.Tensor, torch.Tensor]:
     if height % 16 or width % 16:
         raise ValueError(f"output size {height}x{width} is not a multiple of 16 (whole 4:2:0 MCUs); add a crop")
     img = view.image
-    y = coefficients.resample([img.y], img.qt[:1], view.rows, view.cols)[0]
-    if img.cb is None:
-        cbcr = np.zeros((2 * 64, height // 16, width // 16), np.float32)
-    else:
-        grids = chroma_grids(view)
-        if grids[0] == grids[1]:  # Cb and Cr on one grid (always, in practice): one pass
-            cbcr = coefficients.resample([img.cb, img.cr], img.qt[1:], *grids[0])
-        else:
-            cbcr = np.concatenate([coefficients.resample([plane], [table], *grid)
-                                   for plane, table, grid in zip((img.cb, img.cr), img.qt[1:], grids)])
-        cbcr = cbcr.reshape(2 * 64, height // 16, width // 16)
-    return torch.from_numpy(y), torch.from_numpy(cbcr)
+    y = torch.empty(64, height // 8, width // 8)
+    cbcr = torch.zeros(2 * 64, height // 16, width // 16)
+    coefficients.resample_into(img.y, img.qt[0], view.rows, view.cols, y.numpy())
+    if img.cb is not None:
+        for plane, table, grid, out in zip((img.cb, img.cr), img.qt[1:], chroma_grids(view), cbcr.numpy().reshape(2, 64, *cbcr.shape[1:])):
+            coefficients.resample_into(plane, table, *grid, out)
+    return y, cbcr
 
 
 def _pair(sample) -> tuple[torch.Tensor, torch.Tensor]:

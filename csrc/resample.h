@@ -1,0 +1,42 @@
+/*
+ * Exact crop + antialiased bilinear resize + flip of one component's quantized DCT
+ * coefficients, in C (the fast path of dctload.coefficients.resample, which stays the
+ * reference). No Python here: the reader's entry points call it with the GIL released.
+ */
+#ifndef DCTLOAD_RESAMPLE_H
+#define DCTLOAD_RESAMPLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One axis of dctload.coefficients.AxisMap, in the component's own samples: output
+ * sample i (of size) is centred on start + scale * (i + 0.5) and filtered from the
+ * samples in [lo, hi); flip reverses the output order. */
+typedef struct {
+    double start, scale, lo, hi;
+    int size, flip;
+} dl_axis;
+
+/* Scratch memory, grown as needed and reused across calls (one per thread). */
+typedef struct {
+    void *memory;
+    size_t bytes;
+} dl_workspace;
+
+void dl_workspace_free(dl_workspace *ws);
+
+/* The block rows [*first, *end) of a plane that an axis reads (its taps' support,
+ * clipped to the box); returns -1 with a message if the axis is unusable. */
+int dl_axis_blocks(const dl_axis *axis, int *first, int *end, char *message, size_t message_size);
+
+/* Resamples one plane: coefs[r * row_stride + c * 64 + k] (int16, natural order) for
+ * blocks r < h_blocks, c < w_blocks, each times table[k]; writes output coefficient k
+ * of output block (o, p) to out[k * channel_stride + o * row_stride_out + p] as float32.
+ * Both axis sizes must be multiples of 8. Returns 0, or -1 with a message (a box outside
+ * the plane, a size the path cannot take, no memory). */
+int dl_resample_plane(const int16_t *coefs, ptrdiff_t row_stride, int h_blocks, int w_blocks,
+                      const uint16_t *table, const dl_axis *rows, const dl_axis *cols,
+                      float *out, ptrdiff_t channel_stride, ptrdiff_t row_stride_out,
+                      dl_workspace *ws, char *message, size_t message_size);
+
+#endif
