@@ -11,7 +11,10 @@ the GPU) and 'nvjpeg', and dctload.dali's 'dali' (nvJPEG pixels -> GPU DCT) and
 'dali-hybrid' against DALI's plain RGB pipeline, 'dali' and DALI RGB also with every
 image on the hardware JPEG decoder (hw_decoder_load=1), timed in steady state
 (``common.steady_state``) over three bursts of the worker pool. Target (issue 8): the
-DCT conversion adds at most 10% to the RGB DALI pipeline's time per batch. Writes
+DCT conversion adds at most 10% to the RGB DALI pipeline's time per batch. CPU targets
+(issue 27): DCT at least 1.5x RGB with 2 workers, the in-process threaded DCT loader
+(DataLoader without workers; the batch path's C threads use every core) at least 1.5x
+RGB with as many workers as cores, and 2 DCT workers at least 1.8x one. Writes
 bench/results/loaders-<folder name>[-<gpu>].json.
 """
 
@@ -33,6 +36,17 @@ import dctload  # noqa: E402
 from nets import data as loaders  # noqa: E402
 
 TARGET = ("DALI DCT adds <= 10% to DALI RGB's time per batch", "dali (dct)", "dali (rgb)", 1.10, "<=")
+
+
+def cpu_targets(cores: int) -> list:
+    return [
+        ("dct >= 1.5x rgb, 2 workers", "rgb, 2 workers", "dct, 2 workers", 1.5, ">="),
+        (f"dct in-process threaded >= 1.5x rgb, {cores} workers", f"rgb, {cores} workers", IN_PROCESS, 1.5, ">="),
+        ("dct 2 workers >= 1.8x one", "dct, 1 workers", "dct, 2 workers", 1.8, ">="),
+    ]
+
+
+IN_PROCESS = "dct, in-process threaded"
 
 
 class Files(torch.utils.data.Dataset):
@@ -164,6 +178,7 @@ def main(argv=None) -> int:
     for workers in counts:
         contestants[f"dct, {workers} workers"] = timed(cpu_loader(samples, True, workers, batch), steps)
         contestants[f"rgb, {workers} workers"] = timed(cpu_loader(samples, False, workers, batch), steps)
+    contestants[IN_PROCESS] = timed(cpu_loader(samples, True, 0, batch), steps)
     packets = f"dct packets (GPU loader's host side), {counts[-1]} workers"
     contestants[packets] = timed(packet_loader(samples, counts[-1], batch), steps)
     times = common.interleaved(contestants, args.rounds)
@@ -174,12 +189,14 @@ def main(argv=None) -> int:
              f"{common.median_ratio(times[f'rgb, {w} workers'], times[f'dct, {w} workers']):.2f}x"] for w in counts]
     print()
     table = common.print_table(["workers", "dct images/s", "rgb images/s", "dct vs rgb"], rows)
+    print(f"\n{IN_PROCESS} ({cores} threads): {figures[IN_PROCESS]['images_per_s']:.0f} images/s")
+    cpu_results = common.report_targets(times, [t for t in cpu_targets(cores) if t[1] in times and t[2] in times])
     print(f"\n{packets}: {figures[packets]['images_per_s']:.0f} images/s, "
           f"{packet_size['shipped_kb_per_image']:.0f} KB/image shipped "
           f"({packet_size['dense_kb_per_image']:.0f} KB/image as dense blocks)")
     payload = {"benchmark": "loaders", "folder": common.folder_label(folder), "files": len(files), "refused": refused,
                "batch": batch, "rounds": args.rounds, "machine": common.machine(), "figures": figures,
-               "worker_scaling": scaling, "table": table, "packets": packet_size, "targets": []}
+               "worker_scaling": scaling, "table": table, "packets": packet_size, "targets": cpu_results}
     name = args.out or f"loaders-{folder.name}"
 
     if torch.cuda.is_available() and not args.no_gpu:
@@ -199,7 +216,7 @@ def main(argv=None) -> int:
         print()
         payload["gpu_table"] = common.print_table(["GPU loader", "images/s", f"time vs {base}"], rows)
         payload["gpu"] = {"batch": gpu_batch, "workers": gpu_workers, "figures": gpu_figures}
-        payload["targets"] = common.report_targets(gpu_times, [TARGET])
+        payload["targets"] += common.report_targets(gpu_times, [TARGET])
         name += "-" + torch.cuda.get_device_name(0).replace(" ", "-").lower()
     path = common.write_json(name, payload)
     print(f"\nwrote {path}")

@@ -15,6 +15,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,12 +45,13 @@ typedef enum {
     ERR_COLORSPACE,   /* RGB/CMYK/YCCK: no YCbCr coefficients */
     ERR_TOO_LARGE,    /* header declares more than max_pixels */
     ERR_TOO_MANY_SCANS,
-    ERR_NO_MEMORY
+    ERR_NO_MEMORY,
+    ERR_GEOMETRY      /* a box or size the resampling cannot take */
 } err_kind;
 
 static const char *ERR_CODES[] = {
     "", "corrupt", "strict", "not_jpeg", "empty", "lossless", "process",
-    "precision", "colorspace", "too_large", "too_many_scans", "no_memory"};
+    "precision", "colorspace", "too_large", "too_many_scans", "no_memory", "geometry"};
 
 typedef struct {
     /* inputs */
@@ -77,6 +79,10 @@ typedef struct {
     unsigned char *exif;  /* APP1 "Exif\0\0" payload, malloc'd, or NULL */
     size_t exif_bytes;
     int out_components;   /* pixels: 3 (RGB) or 4 (CMYK) */
+    /* crop-aware reading: stop once this many iMCU rows are decoded (0: read all) */
+    int stop_after_rows, stopped, rows_decoded, rows_total;
+    jvirt_barray_ptr arrays[MAX_COMPONENTS]; /* the coefficient arrays, as requested */
+    int n_arrays;
 } job_t;
 
 typedef struct {
@@ -84,6 +90,8 @@ typedef struct {
     struct jpeg_progress_mgr progress;
     jmp_buf escape;
     job_t *job;
+    /* libjpeg's own request_virt_barray, which keep_arrays wraps */
+    jvirt_barray_ptr (*request_virt_barray)(j_common_ptr, int, boolean, JDIMENSION, JDIMENSION, JDIMENSION);
 } error_mgr_t;
 
 /* A decompressor kept alive after jpeg_read_coefficients, so that Python can view
@@ -152,7 +160,20 @@ static void on_message(j_common_ptr cinfo, int level) {
         job->n_warnings_dropped++;
 }
 
+/* Called before each iMCU row that jpeg_read_coefficients decodes: a crop-aware read of a
+ * sequential file whose one scan holds every component leaves here once the rows the box
+ * needs are in (the arrays stay valid up to them). */
 static void on_progress(j_common_ptr cinfo) {
+    job_t *job = ((error_mgr_t *)cinfo->err)->job;
+    if (cinfo->is_decompressor && job->stop_after_rows > 0) {
+        j_decompress_ptr d = (j_decompress_ptr)cinfo;
+        if (!d->progressive_mode && d->comps_in_scan == d->num_components &&
+            d->input_iMCU_row >= (JDIMENSION)job->stop_after_rows && d->input_iMCU_row < d->total_iMCU_rows) {
+            job->stopped = 1;
+            job->rows_decoded = (int)d->input_iMCU_row;
+            longjmp(((error_mgr_t *)cinfo->err)->escape, 1);
+        }
+    }
     if (cinfo->is_decompressor &&
         ((j_decompress_ptr)cinfo)->input_scan_number > MAX_SCANS) {
         char message[128];
@@ -700,6 +721,290 @@ static PyObject *py_decode_pixels(PyObject *self, PyObject *args, PyObject *kwar
     return call_reader(args, kwargs, run_decode_pixels, build_pixels);
 }
 
+/* ---- Read, crop, resize and flip a batch in one call (crop-aware) ---------- */
+
+/* Keeps the coefficient arrays that the coefficient controller requests (one per
+ * component, in order), so that a read stopped early can still reach them. */
+static jvirt_barray_ptr keep_arrays(j_common_ptr cinfo, int pool_id, boolean pre_zero, JDIMENSION blocks_per_row,
+                                    JDIMENSION num_rows, JDIMENSION max_access) {
+    error_mgr_t *err = (error_mgr_t *)cinfo->err;
+    jvirt_barray_ptr array = err->request_virt_barray(cinfo, pool_id, pre_zero, blocks_per_row, num_rows, max_access);
+    if (err->job->n_arrays < MAX_COMPONENTS)
+        err->job->arrays[err->job->n_arrays++] = array;
+    return array;
+}
+
+/* Where one image of the batch goes: its geometry (3 planes x (rows, cols)) and its
+ * output planes. */
+typedef struct {
+    dl_axis axes[3][2];
+    float *y, *cbcr;
+    ptrdiff_t y_channel, y_row, c_channel, c_row;
+} target_t;
+
+static int resample_from_arrays(j_decompress_ptr cinfo, job_t *job, const target_t *t, dl_workspace *ws) {
+    int c;
+    for (c = 0; c < cinfo->num_components; c++) {
+        jpeg_component_info *comp = &cinfo->comp_info[c];
+        const dl_axis *rows = &t->axes[c][0], *cols = &t->axes[c][1];
+        const int16_t *block_rows[1024], **rows_at = block_rows;
+        uint16_t table[DCTSIZE2];
+        int r0, r1, r, k, status;
+        char message[200];
+        float *out = c == 0 ? t->y : t->cbcr + (c - 1) * 64 * t->c_channel;
+        if (dl_axis_blocks(rows, &r0, &r1, message, sizeof(message)) < 0 || r1 > (int)comp->height_in_blocks) {
+            job->err = ERR_GEOMETRY;
+            snprintf(job->message, sizeof(job->message), "component %d: %s", c,
+                     r1 > (int)comp->height_in_blocks ? "the box is outside the image" : message);
+            return -1;
+        }
+        if (!comp->quant_table) {
+            job->err = ERR_CORRUPT;
+            snprintf(job->message, sizeof(job->message), "component %d has no quantization table", c);
+            return -1;
+        }
+        for (k = 0; k < DCTSIZE2; k++)
+            table[k] = comp->quant_table->quantval[k];
+        if (comp->height_in_blocks > 1024) {
+            rows_at = malloc(sizeof(*rows_at) * comp->height_in_blocks);
+            if (!rows_at) {
+                job->err = ERR_NO_MEMORY;
+                snprintf(job->message, sizeof(job->message), "out of memory");
+                return -1;
+            }
+        }
+        for (r = r0; r < r1; r++)
+            rows_at[r] = (const int16_t *)(*cinfo->mem->access_virt_barray)(
+                (j_common_ptr)cinfo, job->arrays[c], (JDIMENSION)r, 1, FALSE)[0];
+        status = dl_resample_plane(rows_at, (int)comp->height_in_blocks, (int)comp->width_in_blocks, table, rows, cols,
+                                   out, c == 0 ? t->y_channel : t->c_channel, c == 0 ? t->y_row : t->c_row,
+                                   ws, message, sizeof(message));
+        if (rows_at != block_rows)
+            free((void *)rows_at);
+        if (status < 0) {
+            job->err = ERR_GEOMETRY;
+            snprintf(job->message, sizeof(job->message), "component %d: %s", c, message);
+            return -1;
+        }
+    }
+    if (cinfo->num_components == 1)
+        memset(t->cbcr, 0, sizeof(float) * 128 * t->c_channel);
+    return 0;
+}
+
+static int run_read_resampled(job_t *job, const target_t *t, int decode_only, dl_workspace *ws) {
+    struct jpeg_decompress_struct cinfo;
+    error_mgr_t err;
+    int c, needed = 0;
+
+    setup(&cinfo, &err, job);
+    err.request_virt_barray = cinfo.mem->request_virt_barray;
+    cinfo.mem->request_virt_barray = keep_arrays;
+    if (setjmp(err.escape)) {
+        if (!job->stopped) {
+            jpeg_destroy_decompress(&cinfo);
+            return -1;
+        }
+    } else {
+        read_header_into(&cinfo, job, 0);
+        if (!((cinfo.jpeg_color_space == JCS_YCbCr && cinfo.num_components == 3) ||
+              (cinfo.jpeg_color_space == JCS_GRAYSCALE && cinfo.num_components == 1))) {
+            char message[160];
+            snprintf(message, sizeof(message), "%s JPEG with %d components has no YCbCr DCT coefficients",
+                     colorspace_name(cinfo.jpeg_color_space), cinfo.num_components);
+            fail((j_common_ptr)&cinfo, ERR_COLORSPACE, message);
+        }
+        check_size(&cinfo, job);
+        /* The iMCU rows that hold the last block row each component's box reads. */
+        for (c = 0; c < cinfo.num_components; c++) {
+            int first, end, v = cinfo.comp_info[c].v_samp_factor, rows;
+            char message[160];
+            if (dl_axis_blocks(&t->axes[c][0], &first, &end, message, sizeof(message)) < 0)
+                fail((j_common_ptr)&cinfo, ERR_GEOMETRY, message);
+            rows = cinfo.num_components == 1 ? end : (end + v - 1) / v;
+            if (rows > needed)
+                needed = rows;
+        }
+        job->rows_total = (int)((cinfo.image_height + cinfo.max_v_samp_factor * DCTSIZE - 1) /
+                                (cinfo.max_v_samp_factor * DCTSIZE));
+        job->rows_decoded = job->rows_total;
+        job->stop_after_rows = needed < job->rows_total ? needed : 0;
+        jpeg_read_coefficients(&cinfo);
+    }
+    job->stop_after_rows = 0;
+    job->stopped = 0;
+    if (setjmp(err.escape)) { /* access_virt_barray's errors */
+        jpeg_destroy_decompress(&cinfo);
+        return -1;
+    }
+    if (job->n_arrays != cinfo.num_components) {
+        snprintf(job->message, sizeof(job->message), "libjpeg kept %d coefficient arrays for %d components",
+                 job->n_arrays, cinfo.num_components);
+        job->err = ERR_CORRUPT;
+        jpeg_destroy_decompress(&cinfo);
+        return -1;
+    }
+    c = decode_only ? 0 : resample_from_arrays(&cinfo, job, t, ws);
+    jpeg_destroy_decompress(&cinfo);
+    return c;
+}
+
+typedef struct {
+    job_t **jobs;
+    const target_t *targets;
+    Py_ssize_t n;
+    Py_ssize_t next; /* the next image to take, shared by the threads (atomic) */
+    int decode_only;
+} batch_t;
+
+static void *batch_worker(void *arg) {
+    batch_t *b = arg;
+    dl_workspace ws = {0};
+    Py_ssize_t i;
+    while ((i = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED)) < b->n)
+        run_read_resampled(b->jobs[i], &b->targets[i], b->decode_only, &ws);
+    dl_workspace_free(&ws);
+    return NULL;
+}
+
+PyDoc_STRVAR(read_resampled_doc,
+"read_resampled(datas, geometry, y, cbcr, num_threads=1, strict=False, max_pixels=0, decode_only=False)\n"
+"-> [None or (code, message)], [warnings], [(iMCU rows decoded, of total)] per image\n\n"
+"Entropy-decodes each JPEG of `datas` (bytes-like) only as far as its box needs (sequential\n"
+"files), then crops, resizes and flips each component exactly into y[i] (float32\n"
+"(N, 64, H/8, W/8)) and cbcr[i] ((N, 128, H/16, W/16), Cb then Cr; zeros for grayscale),\n"
+"on num_threads threads with the GIL released. geometry: float64 (N, 3, 2, 6), the\n"
+"(start, scale, lo, hi, size, flip) of the rows and columns of Y, Cb and Cr in each plane's\n"
+"own samples. An image that fails leaves its slots unspecified and reports its error code.\n"
+"decode_only: stop after the crop-aware entropy decoding (the floor, for benchmarks).");
+
+static PyObject *py_read_resampled(PyObject *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"datas", "geometry", "y", "cbcr", "num_threads", "strict", "max_pixels", "decode_only", NULL};
+    PyObject *datas_obj, *geometry_obj, *y_obj, *cbcr_obj, *datas = NULL, *result = NULL;
+    Py_buffer geometry = {0}, y = {0}, cbcr = {0}, *views = NULL;
+    int num_threads = 1, strict = 0, decode_only = 0;
+    unsigned long long max_pixels = 0;
+    Py_ssize_t n = 0, i, got = 0;
+    job_t **jobs = NULL;
+    target_t *targets = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO|ipKp", kwlist, &datas_obj, &geometry_obj, &y_obj, &cbcr_obj,
+                                     &num_threads, &strict, &max_pixels, &decode_only))
+        return NULL;
+    datas = PySequence_Fast(datas_obj, "datas must be a sequence of bytes-like objects");
+    if (!datas)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(datas);
+    if (PyObject_GetBuffer(geometry_obj, &geometry, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0 ||
+        PyObject_GetBuffer(y_obj, &y, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0 ||
+        PyObject_GetBuffer(cbcr_obj, &cbcr, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0)
+        goto done;
+    if (geometry.ndim != 4 || strcmp(geometry.format, "d") || geometry.shape[0] != n || geometry.shape[1] != 3 ||
+        geometry.shape[2] != 2 || geometry.shape[3] != 6) {
+        PyErr_SetString(PyExc_ValueError, "geometry must be float64 (N, 3, 2, 6)");
+        goto done;
+    }
+    if (y.ndim != 4 || cbcr.ndim != 4 || strcmp(y.format, "f") || strcmp(cbcr.format, "f") || y.shape[0] != n ||
+        cbcr.shape[0] != n || y.shape[1] != 64 || cbcr.shape[1] != 128 || y.shape[2] != 2 * cbcr.shape[2] ||
+        y.shape[3] != 2 * cbcr.shape[3]) {
+        PyErr_SetString(PyExc_ValueError, "y and cbcr must be C-contiguous float32 (N, 64, H/8, W/8) and (N, 128, H/16, W/16)");
+        goto done;
+    }
+    views = PyMem_Calloc(n ? n : 1, sizeof(Py_buffer));
+    jobs = PyMem_Calloc(n ? n : 1, sizeof(job_t *));
+    targets = PyMem_Calloc(n ? n : 1, sizeof(target_t));
+    if (!views || !jobs || !targets) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        const double *g = (const double *)geometry.buf + i * 36;
+        target_t *t = &targets[i];
+        int c, a;
+        for (c = 0; c < 3; c++)
+            for (a = 0; a < 2; a++) {
+                const double *v = g + 12 * c + 6 * a;
+                dl_axis *axis = &t->axes[c][a];
+                axis->start = v[0], axis->scale = v[1], axis->lo = v[2], axis->hi = v[3];
+                axis->size = (int)v[4], axis->flip = v[5] != 0.0;
+                if (axis->size != 8 * (c ? cbcr.shape[2 + a] : y.shape[2 + a])) {
+                    PyErr_Format(PyExc_ValueError, "image %zd: component %d's output size %d does not fit the batch", i, c, axis->size);
+                    goto done;
+                }
+            }
+        t->y_channel = y.shape[2] * y.shape[3];
+        t->y_row = y.shape[3];
+        t->c_channel = cbcr.shape[2] * cbcr.shape[3];
+        t->c_row = cbcr.shape[3];
+        t->y = (float *)y.buf + i * 64 * t->y_channel;
+        t->cbcr = (float *)cbcr.buf + i * 128 * t->c_channel;
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(datas, i), &views[i], PyBUF_SIMPLE) < 0)
+            goto done;
+        got = i + 1;
+        if (!(jobs[i] = new_job()))
+            goto done;
+        jobs[i]->data = views[i].buf;
+        jobs[i]->size = (size_t)views[i].len;
+        jobs[i]->strict = strict;
+        jobs[i]->max_pixels = max_pixels;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    {
+        batch_t b = {jobs, targets, n, 0, decode_only};
+        pthread_t threads[64];
+        int started = 0, k;
+        if (num_threads > 64)
+            num_threads = 64;
+        for (k = 1; k < num_threads && k < n; k++)
+            if (pthread_create(&threads[started], NULL, batch_worker, &b) == 0)
+                started++;
+        batch_worker(&b);
+        for (k = 0; k < started; k++)
+            pthread_join(threads[k], NULL);
+    }
+    Py_END_ALLOW_THREADS
+    {
+        PyObject *errors = PyList_New(n), *warnings = PyList_New(n), *rows = PyList_New(n);
+        result = errors && warnings && rows ? PyTuple_Pack(3, errors, warnings, rows) : NULL;
+        for (i = 0; result && i < n; i++) {
+            job_t *job = jobs[i];
+            PyObject *error = job->err == ERR_NONE ? Py_NewRef(Py_None)
+                              : Py_BuildValue("(ss)", ERR_CODES[job->err], job->message);
+            PyObject *w = warnings_list(job);
+            PyObject *r = Py_BuildValue("(ii)", job->rows_decoded, job->rows_total);
+            if (!error || !w || !r) {
+                Py_XDECREF(error);
+                Py_XDECREF(w);
+                Py_XDECREF(r);
+                Py_CLEAR(result);
+                break;
+            }
+            PyList_SET_ITEM(errors, i, error);
+            PyList_SET_ITEM(warnings, i, w);
+            PyList_SET_ITEM(rows, i, r);
+        }
+        Py_XDECREF(errors);
+        Py_XDECREF(warnings);
+        Py_XDECREF(rows);
+    }
+done:
+    for (i = 0; i < got; i++)
+        PyBuffer_Release(&views[i]);
+    for (i = 0; jobs && i < n; i++)
+        if (jobs[i])
+            free_job(jobs[i]);
+    PyMem_Free(views);
+    PyMem_Free(jobs);
+    PyMem_Free(targets);
+    if (geometry.obj)
+        PyBuffer_Release(&geometry);
+    if (y.obj)
+        PyBuffer_Release(&y);
+    if (cbcr.obj)
+        PyBuffer_Release(&cbcr);
+    Py_DECREF(datas);
+    return result;
+}
+
 /* ---- Exact resampling of one plane (csrc/resample.c) -------------------- */
 
 static int parse_axis(PyObject *tuple, dl_axis *axis) {
@@ -719,6 +1024,8 @@ static PyObject *py_resample(PyObject *self, PyObject *args) {
     Py_buffer coefs = {0}, table = {0}, out = {0};
     dl_axis rows, cols;
     dl_workspace ws = {0};
+    const int16_t **block_rows = NULL;
+    Py_ssize_t r;
     char message[256];
     int status = -1;
     if (!PyArg_ParseTuple(args, "OOOOO", &coefs_obj, &table_obj, &rows_obj, &cols_obj, &out_obj) ||
@@ -731,7 +1038,7 @@ static PyObject *py_resample(PyObject *self, PyObject *args) {
     if (PyObject_GetBuffer(out_obj, &out, PyBUF_STRIDED | PyBUF_FORMAT) < 0)
         goto done;
     if (coefs.ndim != 3 || coefs.itemsize != 2 || coefs.shape[2] != 64 || coefs.strides[2] != 2 ||
-        coefs.strides[1] != 128 || coefs.strides[0] % 2 || strcmp(coefs.format, "h")) {
+        coefs.strides[1] != 128 || strcmp(coefs.format, "h")) {
         PyErr_SetString(PyExc_ValueError, "coefs must be int16 (h_blocks, w_blocks, 64) with whole blocks in a row");
         goto done;
     }
@@ -746,12 +1053,19 @@ static PyObject *py_resample(PyObject *self, PyObject *args) {
                      rows.size / 8, cols.size / 8);
         goto done;
     }
+    block_rows = PyMem_Malloc(sizeof(*block_rows) * (coefs.shape[0] ? coefs.shape[0] : 1));
+    if (!block_rows) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (r = 0; r < coefs.shape[0]; r++)
+        block_rows[r] = (const int16_t *)((const char *)coefs.buf + r * coefs.strides[0]);
     Py_BEGIN_ALLOW_THREADS
-    status = dl_resample_plane(coefs.buf, coefs.strides[0] / 2, (int)coefs.shape[0], (int)coefs.shape[1],
-                               table.buf, &rows, &cols, out.buf, out.strides[0] / 4, out.strides[1] / 4,
-                               &ws, message, sizeof(message));
+    status = dl_resample_plane(block_rows, (int)coefs.shape[0], (int)coefs.shape[1], table.buf, &rows, &cols,
+                               out.buf, out.strides[0] / 4, out.strides[1] / 4, &ws, message, sizeof(message));
     Py_END_ALLOW_THREADS
     dl_workspace_free(&ws);
+    PyMem_Free(block_rows);
     if (status < 0)
         PyErr_SetString(PyExc_ValueError, message);
 done:
@@ -773,6 +1087,8 @@ static PyMethodDef methods[] = {
     {"decode_pixels", (PyCFunction)(void (*)(void))py_decode_pixels,
      METH_VARARGS | METH_KEYWORDS, decode_pixels_doc},
     {"resample", py_resample, METH_VARARGS, resample_doc},
+    {"read_resampled", (PyCFunction)(void (*)(void))py_read_resampled, METH_VARARGS | METH_KEYWORDS,
+     read_resampled_doc},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {

@@ -176,7 +176,7 @@ DL_INLINE void idct_vertical(const int16_t *block, const v8f *table, float *dst,
 }
 
 DL_MULTIVERSION
-int dl_resample_plane(const int16_t *coefs, ptrdiff_t row_stride, int h_blocks, int w_blocks,
+int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_blocks,
                       const uint16_t *table, const dl_axis *rows, const dl_axis *cols,
                       float *out, ptrdiff_t channel_stride, ptrdiff_t row_stride_out,
                       dl_workspace *ws, char *message, size_t message_size) {
@@ -228,7 +228,7 @@ int dl_resample_plane(const int16_t *coefs, ptrdiff_t row_stride, int h_blocks, 
 
     /* Vertical inverse DCT of the blocks under the box. */
     for (i = r0; i < r1; i++) {
-        const int16_t *row = coefs + (ptrdiff_t)i * row_stride;
+        const int16_t *row = block_rows[i];
         float *dst = T + (size_t)8 * (i - r0) * width;
         for (k = c0; k < c1; k++)
             idct_vertical(row + 64 * k, qf, dst + 8 * (k - c0), width);

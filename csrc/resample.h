@@ -29,12 +29,13 @@ void dl_workspace_free(dl_workspace *ws);
  * clipped to the box); returns -1 with a message if the axis is unusable. */
 int dl_axis_blocks(const dl_axis *axis, int *first, int *end, char *message, size_t message_size);
 
-/* Resamples one plane: coefs[r * row_stride + c * 64 + k] (int16, natural order) for
- * blocks r < h_blocks, c < w_blocks, each times table[k]; writes output coefficient k
+/* Resamples one plane: block_rows[r][c * 64 + k] (int16, natural order) for blocks
+ * r < h_blocks, c < w_blocks, each times table[k] (only the rows that dl_axis_blocks
+ * names are read, and only those need be given); writes output coefficient k
  * of output block (o, p) to out[k * channel_stride + o * row_stride_out + p] as float32.
  * Both axis sizes must be multiples of 8. Returns 0, or -1 with a message (a box outside
  * the plane, a size the path cannot take, no memory). */
-int dl_resample_plane(const int16_t *coefs, ptrdiff_t row_stride, int h_blocks, int w_blocks,
+int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_blocks,
                       const uint16_t *table, const dl_axis *rows, const dl_axis *cols,
                       float *out, ptrdiff_t channel_stride, ptrdiff_t row_stride_out,
                       dl_workspace *ws, char *message, size_t message_size);

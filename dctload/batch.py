@@ -63,9 +63,23 @@ def check(y: torch.Tensor, cbcr: torch.Tensor) -> None:
         raise ValueError(f"cbcr {tuple(cbcr.shape)} is not at half the luma grid of y {tuple(y.shape)}")
 
 
+class FilledBatch(list):
+    """Samples already laid out as one batch (``DCTImageFolder.load_batch``): a list of
+    ``((y, cbcr), target)`` views into ``inputs``; :func:`collate` returns ``(inputs,
+    targets)`` without copying."""
+
+    def __init__(self, inputs: tuple[torch.Tensor, torch.Tensor], targets: Sequence):
+        y, cbcr = inputs
+        super().__init__(((y[i], cbcr[i]), t) for i, t in enumerate(targets))
+        self.inputs = inputs
+        self.targets = targets
+
+
 def collate(batch: Sequence) -> tuple:
     """Stacks ``((y, cbcr), target)`` samples (or bare ``(y, cbcr)``) into the batch
     contract: ``((Y, CbCr), targets)``. Use as a DataLoader's ``collate_fn``."""
+    if isinstance(batch, FilledBatch):
+        return batch.inputs, torch.utils.data.default_collate(list(batch.targets))
     if not batch:
         raise ValueError("cannot collate an empty batch")
     first = batch[0]

@@ -3,11 +3,14 @@
 An ImageNet training script swaps ``ImageFolder`` for ``DCTImageFolder`` and its model
 for a DCT network; ``classes``, ``class_to_idx``, ``samples`` and ``targets`` mean the
 same. Works with DataLoader workers (``persistent_workers``, ``pin_memory``) and
-``DistributedSampler``; pass ``collate_fn=dctload.collate``.
+``DistributedSampler``; pass ``collate_fn=dctload.collate``. A DataLoader fetches whole
+batches (``__getitems__``): with a standard recipe of :mod:`dctload.transforms` they are
+read, cropped and resized in one C call (:mod:`dctload.fused`), with crop-aware decoding.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import tempfile
@@ -17,8 +20,11 @@ import numpy as np
 import torch
 from torchvision.datasets import DatasetFolder
 
-from .errors import JPEGError
+from . import fused
+from .batch import FilledBatch
+from .errors import JPEGError, UnsupportedJPEGError
 from .reader import DCTImage, read_coefficients
+from .transforms import functional as F
 
 log = logging.getLogger("dctload")
 
@@ -50,6 +56,8 @@ class DCTImageFolder(DatasetFolder):
         skip_log: str | os.PathLike | None = None,
         max_pixels: int | None = 89_478_485,
         allow_empty: bool = False,
+        strict: bool = False,
+        num_threads: int | None = None,
     ):
         if on_error not in ("raise", "fallback", "skip"):
             raise ValueError(f'on_error must be "raise", "fallback" or "skip", not {on_error!r}')
@@ -60,6 +68,8 @@ class DCTImageFolder(DatasetFolder):
         )
         self.on_error = on_error
         self.max_pixels = max_pixels
+        self.strict = strict
+        self.num_threads = num_threads
         if skip_log is None:
             handle, skip_log = tempfile.mkstemp(prefix="dctload-skipped-", suffix=".tsv")
             os.close(handle)
@@ -85,9 +95,18 @@ class DCTImageFolder(DatasetFolder):
 
     def read(self, path: str) -> DCTImage:
         """The loader: coefficients of one file (pixels route for non-YCbCr colour spaces)."""
-        return read_coefficients(path, fallback="pixels", max_pixels=self.max_pixels)
+        return read_coefficients(path, fallback="pixels", max_pixels=self.max_pixels, strict=self.strict)
 
     def __getitem__(self, index: int):
+        image, target = self._readable(index)
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return image, target
+
+    def _readable(self, index: int) -> tuple[DCTImage, int]:
+        """The image at ``index``, or (``on_error="skip"``) at the next readable index."""
         for attempt in range(len(self.samples)):
             path, target = self.samples[(index + attempt) % len(self.samples)]
             try:
@@ -97,16 +116,84 @@ class DCTImageFolder(DatasetFolder):
                     raise
                 self._record(path, exc)
                 continue
-            if self.transform is not None:
-                image = self.transform(image)
-            if self.target_transform is not None:
-                target = self.target_transform(target)
             return image, target
         raise RuntimeError(f"no readable file in {self.root}: see {self.skip_log}")
 
+    def __getitems__(self, indices: list[int]) -> list:
+        return self.load_batch(indices)
+
+    def load_batch(self, indices: list[int], seeds: list[int] | None = None) -> list:
+        """The samples at ``indices`` as one :class:`~dctload.batch.FilledBatch` (what a
+        DataLoader's ``__getitems__`` gets). A standard recipe runs through the batch path
+        (:mod:`dctload.fused`); any other transform runs per image. ``seeds``: seed torch's
+        RNG with ``seeds[i]`` for sample i's draws (epoch-seeded loaders)."""
+        plan = fused.plan(self.transform)
+        if plan is None:
+            with fused._seeded(seeds) as seed:
+                samples = []
+                for i, index in enumerate(indices):
+                    seed(i)
+                    samples.append(self[index])
+            return samples
+        paths = [self.samples[i][0] for i in indices]
+        targets = [self.samples[i][1] for i in indices]
+        datas = [fused.read_file(path) for path in paths]
+        views, errors = fused.draw(datas, paths, plan.geometry, seeds)
+        threads = self.num_threads or (1 if fused.in_worker_process() else None)
+        y, cbcr, outcomes = fused.read_resampled(
+            datas, views, num_threads=threads, strict=self.strict, max_pixels=self.max_pixels, names=paths,
+            shared=fused.in_worker_process())
+        for i, (index, view, error, outcome) in enumerate(zip(indices, views, errors, outcomes)):
+            error = error or outcome.error
+            if error is None:
+                if outcome.warnings:
+                    self._record_warnings(paths[i], outcome.warnings)
+                continue
+            with fused._seeded(None if seeds is None else seeds[i:i + 1]) as seed:
+                seed(0)
+                (y[i], cbcr[i]), targets[i] = self._per_image(index, view, error, plan)
+        y, cbcr = plan.apply_tail(y, cbcr)
+        if self.target_transform is not None:
+            targets = [self.target_transform(t) for t in targets]
+        return FilledBatch((y, cbcr), targets)
+
+    def _per_image(self, index: int, view, error: BaseException, plan) -> tuple:
+        """A batch slot the C call could not fill: the pixel route for files without YCbCr
+        coefficients (with the draws already made), else ``on_error``'s answer."""
+        path, target = self.samples[index]
+        image = None
+        if isinstance(error, UnsupportedJPEGError) and error.code == "colorspace":
+            try:
+                image = self.read(path)
+                if image.warnings:
+                    self._record_warnings(path, image.warnings)
+            except (JPEGError, OSError) as exc:
+                error = exc
+        if image is None and self.on_error == "fallback" and not isinstance(error, FileNotFoundError):
+            try:
+                image = _decode_with_pillow(path, error, self.max_pixels)
+            except (JPEGError, OSError):
+                pass
+        if image is None:
+            if self.on_error == "raise":
+                raise error
+            self._record(path, error)
+            image, target = self._readable(index + 1)
+            view = None
+        if view is None or (image.height, image.width) != (view.image.height, view.image.width):
+            view = image
+            for step in plan.geometry:
+                view = step(view)
+        else:
+            view = dataclasses.replace(view, image=image)
+        return F.to_tensor(view), target
+
     def _load(self, path: str) -> DCTImage:
         try:
-            return self.read(path)
+            image = self.read(path)
+            if image.warnings:
+                self._record_warnings(path, image.warnings)
+            return image
         except (JPEGError, OSError) as exc:
             if self.on_error != "fallback" or isinstance(exc, FileNotFoundError):
                 raise
@@ -116,15 +203,24 @@ class DCTImageFolder(DatasetFolder):
                 raise exc from None
 
     def _record(self, path: str, exc: BaseException) -> None:
-        reason = str(getattr(exc, "reason", None) or exc).replace("\t", " ").replace("\n", " ")
+        reason = str(getattr(exc, "reason", None) or exc)
         log.warning("dctload: skipped %s: %s", path, reason)
+        self._write_record(path, type(exc).__name__, reason)
+
+    def _record_warnings(self, path: str, warnings) -> None:
+        reason = "read with warnings: " + "; ".join(warnings)
+        log.warning("dctload: %s was %s", path, reason)
+        self._write_record(path, "warning", reason)
+
+    def _write_record(self, path: str, kind: str, reason: str) -> None:
+        reason = reason.replace("\t", " ").replace("\n", " ")
         # One short O_APPEND write per line: atomic across worker processes.
         with open(self.skip_log, "a") as f:
-            f.write(f"{path}\t{type(exc).__name__}\t{reason}\n")
+            f.write(f"{path}\t{kind}\t{reason}\n")
 
     def skipped(self) -> list[tuple[str, str, str]]:
-        """(path, exception type, reason) of every skip so far, in all processes
-        (a file skipped in several epochs appears once per epoch)."""
+        """(path, exception type or ``warning``, reason) of every skip and every file read
+        with warnings so far, in all processes (once per epoch it happens in)."""
         try:
             with open(self.skip_log) as f:
                 return [tuple(line.rstrip("\n").split("\t", 2)) for line in f if line.strip()]

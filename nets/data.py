@@ -54,12 +54,21 @@ class EpochSeeded(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def _seed(self, epoch: int, index: int) -> int:
+        return int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1, dtype=np.uint64)[0])
+
     def __getitem__(self, key):
         epoch, index = key
-        state = np.random.SeedSequence([self.seed, epoch, index]).generate_state(1, dtype=np.uint64)[0]
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(state))
+            torch.manual_seed(self._seed(epoch, index))
             return self.dataset[index]
+
+    def __getitems__(self, keys):
+        """A whole batch through the dataset's batch path (``DCTImageFolder.load_batch``),
+        with the same per-sample seeds; per sample for other datasets."""
+        if not hasattr(self.dataset, "load_batch"):
+            return [self[key] for key in keys]
+        return self.dataset.load_batch([index for _, index in keys], seeds=[self._seed(*key) for key in keys])
 
 
 class EpochSampler(Sampler):

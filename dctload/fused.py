@@ -1,0 +1,207 @@
+"""Read, crop, resize and flip a whole batch in one C call, decoding only what the boxes need.
+
+A recipe of :mod:`dctload.transforms` (crops, resizes and flips, then ``ToTensor``, then
+batch-safe tensor steps such as ``Normalize`` and ``SelectChannels``) runs here without
+per-image coefficient arrays. Python makes the recipe's random draws from each file's
+header, in the same order and with the same calls as the per-image path (so seeded and
+resumed runs give the same tensors). ``_reader.read_resampled`` then entropy-decodes each
+sequential file only down to the last MCU row its box's filter needs, and resamples each
+component exactly (``csrc/resample.c``) into the batch tensors, on N threads with the GIL
+released. :class:`dctload.DCTImageFolder` uses it for whole batches (``__getitems__``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torchvision.transforms import Compose
+
+from . import _reader, reader
+from . import transforms as T
+from .errors import JPEGError, UnsupportedJPEGError
+from .transforms import functional as F
+
+GEOMETRY_STEPS = (T.RandomResizedCrop, T.Resize, T.CenterCrop, T.RandomHorizontalFlip)
+BATCH_STEPS = (T.Normalize, T.SelectChannels)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A recipe split for batches: ``geometry`` (per image, on headers), then ``ToTensor``
+    (the C call), then ``tail`` (on the batch tensors)."""
+
+    geometry: tuple
+    tail: tuple
+
+    def apply_tail(self, y: torch.Tensor, cbcr: torch.Tensor):
+        """The tail on a batch the plan owns: Normalize in place (the batch stays in the
+        memory it was filled in, shared memory in DataLoader workers)."""
+        sample = (y, cbcr)
+        for step in self.tail:
+            if isinstance(step, T.Normalize) and sample[0].shape[-3] == 64:
+                for x, m, s in zip(sample, step.mean, step.std):
+                    x.sub_(m[:, None, None]).div_(s[:, None, None])
+            else:
+                sample = step(sample)
+        return sample
+
+
+def plan(transform: Callable | None) -> Plan | None:
+    """The batch plan of ``transform``, or None when it is not a recipe of geometry steps,
+    ``ToTensor`` and batch-safe steps (then the per-image path runs it)."""
+    steps = list(transform.transforms) if isinstance(transform, Compose) else [transform]
+    kinds = [type(step) for step in steps]
+    if T.ToTensor not in kinds:
+        return None
+    split = kinds.index(T.ToTensor)
+    geometry, tail = steps[:split], steps[split + 1:]
+    if not all(isinstance(step, GEOMETRY_STEPS) for step in geometry) or \
+            not all(isinstance(step, BATCH_STEPS) for step in tail):
+        return None
+    return Plan(tuple(geometry), tuple(tail))
+
+
+def header_image(header: dict, source: str | None = None) -> reader.DCTImage:
+    """A coefficient-less DCTImage of a header: what the geometry steps need to draw."""
+    return reader.DCTImage(None, None, None, qt=None, width=header["width"], height=header["height"],
+                           sampling=header["sampling"], colorspace=header["colorspace"],
+                           progressive=header["progressive"], source=source)
+
+
+def geometry_row(view: F.DCTView) -> np.ndarray:
+    """(3, 2, 6) float64: (start, scale, lo, hi, size, flip) of the rows and columns of
+    Y, Cb and Cr, each in its own plane's samples (chroma as :func:`F.chroma_grids`)."""
+    from .coefficients import axis_tuple
+
+    row = np.zeros((3, 2, 6))
+    row[0] = axis_tuple(view.rows), axis_tuple(view.cols)
+    grids = F.chroma_grids(view) if len(view.image.sampling) == 3 else []
+    for c in (1, 2):
+        if grids:
+            row[c] = axis_tuple(grids[c - 1][0]), axis_tuple(grids[c - 1][1])
+        else:  # grayscale: no chroma is read; the sizes only have to fit the batch
+            row[c, :, 3] = row[c, :, 1] = 1.0
+            row[c, :, 4] = view.rows.size // 2, view.cols.size // 2
+    return row
+
+
+@contextlib.contextmanager
+def _seeded(seeds: Sequence[int] | None):
+    """Per-image seeding for :class:`nets`-style epoch seeding: yields ``seed(i)``, which
+    seeds torch's RNG for image i; the caller's RNG state is restored afterwards."""
+    if seeds is None:
+        yield lambda i: None
+        return
+    with torch.random.fork_rng(devices=[]):
+        yield lambda i: torch.manual_seed(int(seeds[i]))
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What reading one image of a batch gave: ``error`` (a JPEGError or OSError, with no
+    traceback, or None), libjpeg's ``warnings``, and the iMCU rows decoded of the total."""
+
+    error: BaseException | None
+    warnings: tuple[str, ...]
+    rows_decoded: int = 0
+    rows_total: int = 0
+
+
+def _error(code: str, message: str, name: str | None) -> JPEGError:
+    cls = JPEGError if code in ("corrupt", "strict", "no_memory", "too_many_scans") else UnsupportedJPEGError
+    return cls(message, name, code)
+
+
+def draw(datas: Sequence, names: Sequence[str | None], geometry: Sequence[Callable],
+         seeds: Sequence[int] | None = None) -> tuple[list, list]:
+    """Each image's view (its recipe's draws, made on its header) or its header's error."""
+    views, errors = [], []
+    with _seeded(seeds) as seed:
+        for i, (data, name) in enumerate(zip(datas, names)):
+            if isinstance(data, BaseException):
+                views.append(None)
+                errors.append(data)
+                continue
+            try:
+                header = _reader.read_header(data, name)
+            except (JPEGError, UnsupportedJPEGError) as exc:
+                views.append(None)
+                errors.append(exc.with_traceback(None))
+                continue
+            seed(i)
+            view = F.DCTView.of(header_image(header, name))
+            for step in geometry:
+                view = step(view)
+            views.append(view)
+            errors.append(None)
+    return views, errors
+
+
+def read_resampled(datas: Sequence, views: Sequence, *, num_threads: int | None = None, strict: bool = False,
+                   max_pixels: int | None = reader.DEFAULT_MAX_PIXELS, names: Sequence[str | None] | None = None,
+                   shared: bool = False, decode_only: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[Outcome]]:
+    """Reads and resamples ``datas`` (bytes-likes) through ``views`` (one per input, drawn
+    by :func:`draw`; None for an input already failed) into new batch tensors ``(y, cbcr)``.
+
+    Inputs that fail keep unspecified slots and report their error in the outcomes;
+    libjpeg's ``colorspace`` refusal (RGB, CMYK, YCCK files) is the caller's to route
+    through pixels. ``shared``: allocate the tensors in shared memory (DataLoader workers).
+    ``decode_only``: stop after the crop-aware entropy decoding (the floor, for benchmarks).
+    """
+    names = list(names) if names is not None else [None] * len(datas)
+    first = next((v for v in views if v is not None), None)
+    height, width = first.size if first is not None else (16, 16)
+    if height % 16 or width % 16:
+        raise ValueError(f"output size {height}x{width} is not a multiple of 16 (whole 4:2:0 MCUs); add a crop")
+    for view in views:
+        if view is not None and view.size != (height, width):
+            raise ValueError(f"samples of different sizes cannot be batched: {view.size} and {(height, width)}")
+    y = _empty((len(datas), 64, height // 8, width // 8), shared)
+    cbcr = _empty((len(datas), 128, height // 16, width // 16), shared)
+    live = [i for i, v in enumerate(views) if v is not None]
+    outcomes = [Outcome(None, ()) for _ in datas]
+    if live:
+        geometry = np.stack([geometry_row(views[i]) for i in live])
+        limit = 0 if max_pixels is None else int(max_pixels)
+        threads = num_threads or reader.default_num_threads()
+        index = torch.tensor(live)
+        # One C call over the live inputs, straight into the batch when all are live.
+        whole = len(live) == len(datas)
+        out_y, out_cbcr = (y, cbcr) if whole else (torch.empty_like(y[index]), torch.empty_like(cbcr[index]))
+        errors, warnings, rows = _reader.read_resampled(
+            [datas[i] for i in live], geometry, out_y.numpy(), out_cbcr.numpy(), threads, strict, limit, decode_only)
+        if not whole:
+            y[index], cbcr[index] = out_y, out_cbcr
+        for i, error, warning, (decoded, total) in zip(live, errors, warnings, rows):
+            if error is not None and error[0] == "geometry":
+                raise ValueError(f"{names[i] or 'input'}: {error[1]}")
+            outcomes[i] = Outcome(None if error is None else _error(*error, names[i]), tuple(warning), decoded, total)
+    return y, cbcr, outcomes
+
+
+def _empty(shape: tuple, shared: bool) -> torch.Tensor:
+    if not shared:
+        return torch.empty(shape)
+    # Storage in shared memory, as default_collate allocates in DataLoader workers: the
+    # batch then reaches the main process without a copy.
+    numel = int(np.prod(shape))
+    storage = torch.empty(0)._typed_storage()._new_shared(numel, device="cpu")
+    return torch.empty(0).new(storage).view(shape)
+
+
+def read_file(path: str | os.PathLike):
+    """The bytes of a file, or the OSError (without traceback) that reading it raised."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        return exc.with_traceback(None)
+
+
+def in_worker_process() -> bool:
+    return torch.utils.data.get_worker_info() is not None
