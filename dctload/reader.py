@@ -245,5 +245,7 @@ def _read_or_error(options: dict, transform, src: Source):
     try:
         image = read_coefficients(src, **options)
     except (JPEGError, OSError) as exc:
-        return exc
+        # Without its traceback: the frames would keep every input of the batch alive
+        # until the cyclic collector ran.
+        return exc.with_traceback(None)
     return image if transform is None else transform(image)

@@ -3,7 +3,9 @@
     python fuzz/fuzz_reader.py CORPUS_DIR [SEED_DIR ...] -max_total_time=120 -timeout=10 -rss_limit_mb=2048
 
 Each input goes through ``read_header`` and ``read_coefficients`` (with and without
-``strict`` and the pixel fallback). A ``JPEGError`` (or ``OSError``) is the expected
+``strict`` and the pixel fallback), and through the batch path (``dctload.fused``: the
+train and validation recipes' draws on its header, crop-aware decoding and the C
+resampling, with random boxes and flips). A ``JPEGError`` (or ``OSError``) is the expected
 answer to bad bytes; anything else, a crash, an input slower than ``-timeout`` seconds or
 memory past ``-rss_limit_mb`` fails the run and leaves a ``crash-*``/``timeout-*``/``oom-*``
 file to turn into a regression test. ``bash run.sh fuzz [SECONDS]`` seeds a corpus from
@@ -13,11 +15,16 @@ file to turn into a regression test. ``bash run.sh fuzz [SECONDS]`` seeds a corp
 import sys
 
 import atheris
+import torch  # not instrumented: only dctload's own code is
 
 with atheris.instrument_imports():
     import numpy as np
 
     import dctload
+    import dctload.transforms as T
+    from dctload import fused
+
+PLANS = [fused.plan(T.imagenet(True, 32)), fused.plan(T.imagenet(False, 32))]
 
 MAX_PIXELS = 1 << 24  # refuse images above 16 MP, as a loader would: bombs are refused, not decoded
 
@@ -42,6 +49,17 @@ def test_one_input(data: bytes) -> None:
             touch(dctload.read_coefficients(data, max_pixels=MAX_PIXELS, **options))
         except dctload.JPEGError:
             pass
+    torch.manual_seed(len(data))
+    for plan in PLANS:
+        views, errors = fused.draw([data], [None], plan.geometry)
+        if errors[0] is not None:
+            continue
+        try:
+            y, cbcr, outcomes = fused.read_resampled([data], views, max_pixels=MAX_PIXELS)
+        except ValueError:  # a box or size the C path cannot take: a clear refusal
+            continue
+        if outcomes[0].error is None and not (torch.isfinite(y).all() and torch.isfinite(cbcr).all()):
+            raise AssertionError("non-finite coefficients from the batch path")
 
 
 def main() -> None:

@@ -1,0 +1,208 @@
+"""The C fast path: exact resampling in C, the batch path and crop-aware decoding (dctload.fused)."""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import weakref
+
+import numpy as np
+import pytest
+import torch
+
+import dctload
+import dctload.transforms as T
+from conftest import SHARED_DATA, SKIP_REASON, encode, photo_like
+from dctload import fused
+from dctload.coefficients import AxisMap, resample, resample_into
+from dctload.transforms import functional as F
+from test_resample import box_axis, pixel_reference
+
+needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=SKIP_REASON)
+
+
+def c_resample(plane, table, rows, cols):
+    out = np.full((64, rows.size // 8, cols.size // 8), np.nan, np.float32)
+    resample_into(plane, table, rows, cols, out)
+    return out
+
+
+@pytest.mark.parametrize("box,out_size", [
+    ((0, 0, 5, 9), (8, 16)),
+    ((3, 7, 40, 33), (16, 24)),
+    ((10, 0, 30, 61), (32, 8)),
+    ((22.5, 3.5, 9.0, 17.5), (8, 8)),
+    ((0, 0, 47, 61), (224, 224)),
+    ((1, 2, 45, 58), (8, 8)),          # downscale by 6-7
+])
+@pytest.mark.parametrize("flip", [False, True])
+def test_c_resampling_equals_the_pixel_domain_chain(box, out_size, flip):
+    """The C path under the numpy reference's own bound, against the same float64 chain."""
+    image = dctload.read_coefficients(encode(photo_like(47, 61), quality=90, subsampling=0))
+    top, left, height, width = box
+    rows, cols = box_axis(top, height, out_size[0]), box_axis(left, width, out_size[1], flip)
+    reference = pixel_reference(image.dequantize(np.float64)[0], rows, cols)
+    ours = c_resample(image.y, image.qt[0], rows, cols)
+    assert np.abs(ours - reference).max() < 2e-6 * np.abs(reference).max()
+    numpy_path = resample([image.y], image.qt[:1], rows, cols)[0]
+    assert np.abs(ours - numpy_path).max() < 2e-6 * np.abs(reference).max()
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["420-odd-both.jpg", "411-non-multiple-4-width.jpg", "440.jpg", "2x4.jpg", "410.jpg",
+                                  "422-odd-width.jpg"])
+def test_c_resampling_on_real_subsamplings_with_random_boxes(name):
+    image = dctload.read_coefficients(SHARED_DATA / "jpeg-edge" / "dali-mixed" / name)
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        height, width = int(rng.integers(8, image.height)), int(rng.integers(8, image.width))
+        top, left = int(rng.integers(0, image.height - height + 1)), int(rng.integers(0, image.width - width + 1))
+        view = F.resized_crop(image, top, left, height, width, [int(rng.choice([16, 64, 224]))] * 2)
+        if rng.integers(0, 2):
+            view = F.hflip(view)
+        planes = [(view.rows, view.cols)] + F.chroma_grids(view)
+        for c, (coefs, (rows, cols)) in enumerate(zip(image.components, planes)):
+            reference = pixel_reference(image.dequantize(np.float64)[c], rows, cols)
+            ours = c_resample(coefs, image.qt[c], rows, cols)
+            assert np.abs(ours - reference).max() < 2e-6 * np.abs(reference).max(), (name, c, rows, cols)
+
+
+def test_c_resampling_refuses_what_it_cannot_take():
+    image = dctload.read_coefficients(encode(photo_like(40, 48), quality=90, subsampling=0))
+    out = np.empty((64, 1, 1), np.float32)
+    with pytest.raises(ValueError, match="outside the plane"):
+        resample_into(image.y, image.qt[0], box_axis(0, 41, 8), box_axis(0, 8, 8), out)
+    with pytest.raises(ValueError, match="whole 8x8 blocks"):
+        resample_into(image.y, image.qt[0], box_axis(0, 12, 12), box_axis(0, 8, 8), np.empty((64, 1, 1), np.float32))
+    with pytest.raises(ValueError, match="out must be float32"):
+        resample_into(image.y, image.qt[0], box_axis(0, 8, 8), box_axis(0, 8, 8), np.empty((64, 2, 1), np.float32))
+    with pytest.raises(ValueError, match="unusable axis"):
+        resample_into(image.y, image.qt[0], AxisMap(0, float("nan"), 8, 0, 8), box_axis(0, 8, 8), out)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        F.to_tensor(F.resize(image, [24, 24]))
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Real ImageNet files (4:4:4, 4:2:0, gray) beside a progressive, a CMYK, a damaged
+    and a missing-data file."""
+    root = tmp_path / "data"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    if SHARED_DATA.is_dir():
+        for f in sorted((SHARED_DATA / "imagenet-sample").glob("*.JPEG"))[:12]:
+            shutil.copy(f, root / "a" / f.name)
+        shutil.copy(SHARED_DATA / "jpeg-edge" / "libjpeg-turbo" / "testimgp.jpg", root / "b" / "progressive.jpg")
+        shutil.copy(SHARED_DATA / "jpeg-edge" / "pillow" / "pil_sample_cmyk.jpg", root / "b" / "cmyk.jpg")
+    for i in range(4):
+        (root / "b" / f"gray{i}.jpg").write_bytes(encode(photo_like(70 + 9 * i, 90, seed=i, channels=1), quality=85))
+        (root / "b" / f"photo{i}.jpg").write_bytes(encode(photo_like(120, 96 + 16 * i, seed=i), quality=80,
+                                                          subsampling=2))
+    return root
+
+
+def per_image(dataset, indices, seeds):
+    samples = []
+    for index, seed in zip(indices, seeds):
+        torch.manual_seed(seed)
+        samples.append(dataset[index])
+    return dctload.collate(samples)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_batch_path_equals_the_per_image_path(folder, train):
+    """Same draws, same C kernel: the batch equals the per-image transforms bit for bit
+    (with crop-aware decoding, a progressive file, CMYK through the pixel route, gray)."""
+    recipe = T.Compose([*T.imagenet(train, 64).transforms, T.Normalize(
+        (torch.linspace(-5, 5, 64), torch.zeros(128)), (torch.full((64,), 3.0), torch.linspace(1, 2, 128)))])
+    dataset = dctload.DCTImageFolder(folder, transform=recipe)
+    indices = list(range(len(dataset)))
+    seeds = [1000 + i for i in indices]
+    (y, cbcr), targets = dctload.collate(dataset.load_batch(indices, seeds=seeds))
+    (y_ref, cbcr_ref), targets_ref = per_image(dataset, indices, seeds)
+    assert torch.equal(y, y_ref) and torch.equal(cbcr, cbcr_ref) and torch.equal(targets, targets_ref)
+    assert dataset.skipped() == []
+
+
+def test_dataloader_fetches_whole_batches_alike_in_workers_and_in_process(folder):
+    dataset = dctload.DCTImageFolder(folder, transform=T.imagenet(False, 32))
+    results = []
+    for workers in (0, 2):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=5, num_workers=workers, collate_fn=dctload.collate)
+        results.append([batch for batch in loader])
+    for ((y0, c0), t0), ((y2, c2), t2) in zip(*results):
+        assert torch.equal(y0, y2) and torch.equal(c0, c2) and torch.equal(t0, t2)
+
+
+def test_crop_aware_decoding_stops_at_the_box_and_matches_a_whole_read():
+    data = encode(photo_like(400, 96), quality=90, subsampling=2)
+    image = dctload.read_coefficients(data)
+    view = F.resized_crop(image, 10, 8, 64, 80, [32, 32])
+    y, cbcr, outcomes = fused.read_resampled([data], [F.resized_crop(fused.header_image(dctload.read_header(data)),
+                                                                     10, 8, 64, 80, [32, 32])])
+    decoded, total = outcomes[0].rows_decoded, outcomes[0].rows_total
+    assert outcomes[0].error is None and total == 25 and decoded <= 6  # 16-row MCUs; the box ends at row 74
+    y_ref, cbcr_ref = F.to_tensor(view)
+    assert torch.equal(y[0], y_ref) and torch.equal(cbcr[0], cbcr_ref)
+
+
+@needs_data
+def test_progressive_files_are_read_whole():
+    data = (SHARED_DATA / "jpeg-edge" / "libjpeg-turbo" / "testimgp.jpg").read_bytes()
+    header = fused.header_image(dctload.read_header(data))
+    _, _, outcomes = fused.read_resampled([data], [F.resized_crop(header, 0, 0, 32, 32, [16, 16])])
+    assert outcomes[0].rows_decoded == outcomes[0].rows_total > 2
+
+
+def truncated_in_scan(tmp_path):
+    data = encode(photo_like(160, 128), quality=90)
+    path = tmp_path / "t" / "truncated.jpg"
+    path.parent.mkdir()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    return tmp_path
+
+
+def test_files_read_with_warnings_are_recorded_and_strict_makes_them_errors(tmp_path):
+    root = truncated_in_scan(tmp_path)
+    whole = T.Compose([T.Resize([32, 32]), T.ToTensor()])  # reads every row: the damage is met
+    for batch in (False, True):
+        dataset = dctload.DCTImageFolder(root, transform=whole, on_error="skip")
+        sample = dataset.load_batch([0]) if batch else dataset[0]
+        assert len(sample) == 2 or len(sample) == 1
+        [(path, kind, reason)] = dataset.skipped()
+        assert path.endswith("truncated.jpg") and kind == "warning" and "read with warnings" in reason
+        strict = dctload.DCTImageFolder(root, transform=whole, strict=True)
+        with pytest.raises(dctload.JPEGError, match="truncated.jpg") as raised:
+            strict.load_batch([0]) if batch else strict[0]
+        assert raised.value.code == "strict"
+
+
+def test_batch_path_errors_name_the_file_and_follow_on_error(folder):
+    (folder / "b" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xdb" + bytes(40))
+    recipe = T.imagenet(True, 32)
+    raising = dctload.DCTImageFolder(folder, transform=recipe)
+    index = [p for p, _ in raising.samples].index(str(folder / "b" / "broken.jpg"))
+    with pytest.raises(dctload.JPEGError, match="broken.jpg"):
+        raising.load_batch([0, index])
+    skipping = dctload.DCTImageFolder(folder, transform=recipe, on_error="skip")
+    (y, cbcr), targets = dctload.collate(skipping.load_batch([0, index]))
+    assert y.shape[0] == 2 and torch.isfinite(y).all()
+    assert [p for p, _, _ in skipping.skipped()] == [str(folder / "b" / "broken.jpg")]
+
+
+def test_read_batch_errors_hold_no_frames():
+    """A returned error must not keep the batch alive through its traceback's frames."""
+
+    class Inputs(bytearray):
+        pass
+
+    good = Inputs(encode(photo_like(16, 16), quality=90))
+    alive = weakref.ref(good)
+    gc.disable()
+    try:
+        results = dctload.read_batch([good, b"not a jpeg"], errors="return", num_threads=1)
+        assert results[1].__traceback__ is None and isinstance(results[1], dctload.JPEGError)
+        del good, results
+        assert alive() is None  # freed by reference counting, no gc.collect()
+    finally:
+        gc.enable()
