@@ -31,8 +31,30 @@ typedef float v8f_unaligned __attribute__((vector_size(32), aligned(4), may_alia
 typedef int16_t v8s __attribute__((vector_size(16)));
 typedef int16_t v8s_unaligned __attribute__((vector_size(16), aligned(2), may_alias));
 
-DL_INLINE v8f load8(const float *p) { return *(const v8f_unaligned *)p; }
-DL_INLINE void store8(float *p, v8f x) { *(v8f_unaligned *)p = x; }
+/* Macros, not functions: a vector in a signature changes the ABI between the two copies. */
+#define load8(p) (*(const v8f_unaligned *)(p))
+#define store8(p, x) (*(v8f_unaligned *)(p) = (x))
+
+/* out[j][i] = in[i][j] for an 8x8 tile held in 8 vectors (unpack, shuffle, 128-bit swap). */
+#define SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+DL_INLINE void transpose8(const v8f *in, v8f *out) {
+    v8f t[8], s[8];
+    int i;
+    for (i = 0; i < 8; i += 2) {
+        t[i] = SHUFFLE(in[i], in[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[i + 1] = SHUFFLE(in[i], in[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+    }
+    for (i = 0; i < 8; i += 4) {
+        s[i] = SHUFFLE(t[i], t[i + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+        s[i + 1] = SHUFFLE(t[i], t[i + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+        s[i + 2] = SHUFFLE(t[i + 1], t[i + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+        s[i + 3] = SHUFFLE(t[i + 1], t[i + 3], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+    for (i = 0; i < 4; i++) {
+        out[i] = SHUFFLE(s[i], s[i + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        out[i + 4] = SHUFFLE(s[i], s[i + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+}
 
 /* D[k][n]: the orthonormal 8-point DCT-II, F = D x, x = D^T F; DB: each value
  * broadcast to 8 lanes, so that products with it are single instructions. */
@@ -56,12 +78,14 @@ void dl_workspace_free(dl_workspace *ws) {
     free(ws->memory);
     ws->memory = NULL;
     ws->bytes = 0;
+    ws->taps_valid = 0;
 }
 
 static void *reserve(dl_workspace *ws, size_t bytes) {
     if (ws->bytes < bytes) {
         free(ws->memory);
         ws->bytes = 0;
+        ws->taps_valid = 0;
         ws->memory = malloc(bytes + bytes / 4);
         if (!ws->memory)
             return NULL;
@@ -70,14 +94,22 @@ static void *reserve(dl_workspace *ws, size_t bytes) {
     return ws->memory;
 }
 
-/* Taps of one axis: output i = sum_k weight[i * stride + k] * x[first[i] + k], k < count[i]. */
+/* Taps of one axis: output i = sum_k weight[i * stride + k] * x[first[i] + k], k < taps,
+ * x counted from the region's first sample. Every output reads the same number of samples
+ * (taps; zero weights pad the shorter ones, and first is moved back at the region's end so
+ * that no read leaves the region), which lets the loops below be compiled per count. */
 typedef struct {
-    int *first, *count;
+    int *first;
     float *weight;
-    int stride;
+    int stride, taps;
 } taps_t;
 
 static double support_of(const dl_axis *a) { return a->scale > 1.0 ? a->scale : 1.0; }
+
+static int same_axis(const dl_axis *a, const dl_axis *b) {
+    return a->start == b->start && a->scale == b->scale && a->lo == b->lo && a->hi == b->hi &&
+           a->size == b->size && a->flip == b->flip;
+}
 
 static int check_axis(const dl_axis *a, int limit, char *message, size_t size) {
     if (a->size <= 0 || a->size % 8) {
@@ -100,7 +132,7 @@ static int check_axis(const dl_axis *a, int limit, char *message, size_t size) {
 }
 
 /* The samples [p_min, p_max] with weight under a centre, clipped to the box. */
-static void support_range(const dl_axis *a, double centre, int *p_min, int *p_max) {
+DL_INLINE void support_range(const dl_axis *a, double centre, int *p_min, int *p_max) {
     double support = support_of(a);
     int box_first = (int)floor(a->lo), box_last = (int)ceil(a->hi) - 1;
     int lo = (int)floor(centre - support - 0.5) + 1, hi = (int)ceil(centre + support - 0.5) - 1;
@@ -125,18 +157,31 @@ int dl_axis_blocks(const dl_axis *a, int *first, int *end, char *message, size_t
     return 0;
 }
 
-/* dctload.coefficients.resize_taps, flip folded in (output i takes centre size-1-i). */
-static int build_taps(const dl_axis *a, taps_t *t, char *message, size_t size) {
+/* dctload.coefficients.resize_taps, flip folded in (output i takes centre size-1-i), over
+ * a region of samples [region, region + length). `last` is scratch for size ints. */
+DL_INLINE int build_taps(const dl_axis *a, taps_t *t, int region, int length, int *last, char *message,
+                         size_t size) {
     double support = support_of(a), inverse = 1.0 / support;
     int i, k;
+    t->taps = 1;
     for (i = 0; i < a->size; i++) {
-        int source = a->flip ? a->size - 1 - i : i, p_min, p_max;
+        int source = a->flip ? a->size - 1 - i : i;
+        support_range(a, a->start + a->scale * (source + 0.5), &t->first[i], &last[i]);
+        if (last[i] - t->first[i] + 1 > t->taps)
+            t->taps = last[i] - t->first[i] + 1;
+    }
+    if (t->taps > t->stride || t->taps > length) { /* cannot happen: the region holds every support */
+        snprintf(message, size, "taps (%d) beyond the region (%d samples)", t->taps, length);
+        return -1;
+    }
+    for (i = 0; i < a->size; i++) {
+        int source = a->flip ? a->size - 1 - i : i, p_min = t->first[i], p_max = last[i];
+        int first = p_min + t->taps > region + length ? region + length - t->taps : p_min;
         double centre = a->start + a->scale * (source + 0.5), sum = 0.0, w[512];
-        support_range(a, centre, &p_min, &p_max);
-        if (p_max - p_min + 1 > t->stride) /* cannot happen: stride = ceil(2 support) + 2 */
-            p_max = p_min + t->stride - 1;
-        for (k = 0; k <= p_max - p_min; k++) {
-            double d = 1.0 - fabs(p_min + k + 0.5 - centre) * inverse;
+        float *weight = t->weight + (size_t)i * t->stride;
+        for (k = 0; k < t->taps; k++) {
+            int p = first + k;
+            double d = p >= p_min && p <= p_max ? 1.0 - fabs(p + 0.5 - centre) * inverse : 0.0;
             w[k] = d > 0.0 ? d : 0.0;
             sum += w[k];
         }
@@ -144,10 +189,10 @@ static int build_taps(const dl_axis *a, taps_t *t, char *message, size_t size) {
             snprintf(message, size, "output sample %d has no source sample in box [%g, %g)", i, a->lo, a->hi);
             return -1;
         }
-        t->first[i] = p_min;
-        t->count[i] = p_max - p_min + 1;
-        for (k = 0; k < t->count[i]; k++)
-            t->weight[(size_t)i * t->stride + k] = (float)(w[k] / sum);
+        t->first[i] = first - region;
+        sum = 1.0 / sum;
+        for (k = 0; k < t->taps; k++)
+            weight[k] = (float)(w[k] * sum);
     }
     return 0;
 }
@@ -175,6 +220,60 @@ DL_INLINE void idct_vertical(const int16_t *block, const v8f *table, float *dst,
         store8(dst + y * stride, acc[y]);
 }
 
+/* Block row o vertically, 8 columns at a time: the taps of its 8 output rows, their
+ * forward DCT, and a transpose into G (columns of 8 values over v). */
+DL_INLINE void vertical_block_row(const float *T, int width, const taps_t *tr, int o, float *G, const int taps) {
+    int x, v, k;
+    for (x = 0; x < width; x += 8) {
+        v8f rows8[8], freq[8], columns[8];
+        for (v = 0; v < 8; v++) {
+            const float *w = tr->weight + (size_t)(8 * o + v) * tr->stride;
+            const float *src = T + (size_t)tr->first[8 * o + v] * width + x;
+            v8f acc = {0};
+            for (k = 0; k < taps; k++)
+                acc += w[k] * load8(src + (size_t)k * width);
+            rows8[v] = acc;
+        }
+        for (v = 0; v < 8; v++) {
+            v8f acc = {0};
+            for (k = 0; k < 8; k++)
+                acc += DB[v][k] * rows8[k];
+            freq[v] = acc;
+        }
+        transpose8(freq, columns);
+        for (k = 0; k < 8; k++)
+            store8(G + 8 * (x + k), columns[k]);
+    }
+}
+
+/* The horizontal taps on G's columns (vectors over v) into H. */
+DL_INLINE void horizontal_taps(const float *G, const taps_t *tc, int size, float *H, const int taps) {
+    int i, k;
+    for (i = 0; i < size; i++) {
+        const float *w = tc->weight + (size_t)i * tc->stride;
+        const float *g = G + 8 * tc->first[i];
+        v8f acc = {0};
+        for (k = 0; k < taps; k++)
+            acc += w[k] * load8(g + 8 * k);
+        store8(H + 8 * i, acc);
+    }
+}
+
+/* Calls `step` with a compile-time tap count for the common ones. */
+#define BY_TAPS(taps, step)                                                                              \
+    switch (taps) {                                                                                      \
+    case 2: step(2); break;                                                                              \
+    case 3: step(3); break;                                                                              \
+    case 4: step(4); break;                                                                              \
+    case 5: step(5); break;                                                                              \
+    case 6: step(6); break;                                                                              \
+    case 7: step(7); break;                                                                              \
+    case 8: step(8); break;                                                                              \
+    case 9: step(9); break;                                                                              \
+    case 10: step(10); break;                                                                            \
+    default: step(taps);                                                                                 \
+    }
+
 DL_MULTIVERSION
 int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_blocks,
                       const uint16_t *table, const dl_axis *rows, const dl_axis *cols,
@@ -187,6 +286,7 @@ int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_bloc
     size_t need;
     char *base;
     float *T, *G, *H;
+    int *last;
 
     init_dct();
     if (check_axis(rows, 8 * h_blocks, message, message_size) < 0 ||
@@ -200,28 +300,39 @@ int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_bloc
     /* Layout: taps of rows and columns; T, the region inverse-DCT'd vertically; G and H,
      * a block row's 8 rows as columns of 8 values over v (transformed, then after the
      * horizontal taps). */
-    need = aligned(sizeof(int) * 2 * rows->size) + aligned(sizeof(float) * (size_t)rows->size * tr.stride) +
-           aligned(sizeof(int) * 2 * cols->size) + aligned(sizeof(float) * (size_t)cols->size * tc.stride) +
+    need = aligned(sizeof(int) * rows->size) + aligned(sizeof(float) * (size_t)rows->size * tr.stride) +
+           aligned(sizeof(int) * cols->size) + aligned(sizeof(float) * (size_t)cols->size * tc.stride) +
            aligned(sizeof(float) * (size_t)8 * (r1 - r0) * width) + aligned(sizeof(float) * 8 * (size_t)width) +
-           aligned(sizeof(float) * 8 * (size_t)cols->size);
+           aligned(sizeof(float) * 8 * (size_t)cols->size) +
+           aligned(sizeof(int) * (size_t)(rows->size > cols->size ? rows->size : cols->size));
     base = reserve(ws, need);
     if (!base) {
         snprintf(message, message_size, "out of memory (%zu bytes of scratch)", need);
         return -1;
     }
 #define TAKE(ptr, type, count) (ptr = (type *)base, base += aligned(sizeof(type) * (size_t)(count)))
-    TAKE(tr.first, int, 2 * rows->size);
+    TAKE(tr.first, int, rows->size);
     TAKE(tr.weight, float, (size_t)rows->size * tr.stride);
-    TAKE(tc.first, int, 2 * cols->size);
+    TAKE(tc.first, int, cols->size);
     TAKE(tc.weight, float, (size_t)cols->size * tc.stride);
     TAKE(T, float, (size_t)8 * (r1 - r0) * width);
     TAKE(G, float, 8 * (size_t)width);
     TAKE(H, float, 8 * (size_t)cols->size);
+    TAKE(last, int, rows->size > cols->size ? rows->size : cols->size);
 #undef TAKE
-    tr.count = tr.first + rows->size;
-    tc.count = tc.first + cols->size;
-    if (build_taps(rows, &tr, message, message_size) < 0 || build_taps(cols, &tc, message, message_size) < 0)
-        return -1;
+    if (!(ws->taps_valid && same_axis(rows, &ws->rows) && same_axis(cols, &ws->cols))) {
+        ws->taps_valid = 0;
+        if (build_taps(rows, &tr, 8 * r0, 8 * (r1 - r0), last, message, message_size) < 0 ||
+            build_taps(cols, &tc, 8 * c0, width, last, message, message_size) < 0)
+            return -1;
+        ws->rows = *rows;
+        ws->cols = *cols;
+        ws->row_taps = tr.taps;
+        ws->col_taps = tc.taps;
+        ws->taps_valid = 1;
+    }
+    tr.taps = ws->row_taps;
+    tc.taps = ws->col_taps;
     for (v = 0; v < 8; v++)
         for (u = 0; u < 8; u++)
             qf[v][u] = table ? (float)table[8 * v + u] : 1.0f;
@@ -235,31 +346,9 @@ int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_bloc
     }
 
     for (o = 0; o < out_rows; o++) {
-        /* Vertically, 8 columns at a time: the taps of the block row's 8 output rows,
-         * their forward DCT, and a transpose into G (columns of 8 values over v). */
-        for (x = 0; x < width; x += 8) {
-            v8f taps[8], freq[8];
-            float tile[8][8];
-            for (v = 0; v < 8; v++) {
-                int out_row = 8 * o + v;
-                const float *w = tr.weight + (size_t)out_row * tr.stride;
-                const float *src = T + (size_t)(tr.first[out_row] - 8 * r0) * width + x;
-                v8f acc = {0};
-                for (k = 0; k < tr.count[out_row]; k++)
-                    acc += w[k] * load8(src + (size_t)k * width);
-                taps[v] = acc;
-            }
-            for (v = 0; v < 8; v++) {
-                v8f acc = {0};
-                for (k = 0; k < 8; k++)
-                    acc += DB[v][k] * taps[k];
-                freq[v] = acc;
-            }
-            memcpy(tile, freq, sizeof(tile));
-            for (u = 0; u < 8; u++)
-                for (v = 0; v < 8; v++)
-                    G[8 * (x + u) + v] = tile[v][u];
-        }
+#define VERTICAL(n) vertical_block_row(T, width, &tr, o, G, n)
+        BY_TAPS(tr.taps, VERTICAL)
+#undef VERTICAL
         /* Horizontally, on vectors over v: inverse DCT of each block, taps, forward DCT. */
         for (k = 0; k < c1 - c0; k++) {
             v8f in[8];
@@ -272,29 +361,43 @@ int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_bloc
                 store8(G + 64 * k + 8 * x, acc);
             }
         }
-        for (i = 0; i < cols->size; i++) {
-            const float *w = tc.weight + (size_t)i * tc.stride;
-            const float *g = G + 8 * (tc.first[i] - 8 * c0);
-            v8f acc = {0};
-            for (k = 0; k < tc.count[i]; k++)
-                acc += w[k] * load8(g + 8 * k);
-            store8(H + 8 * i, acc);
-        }
-        for (p = 0; p < out_cols; p++) {
-            v8f in[8];
-            float tile[8][8];
+#define HORIZONTAL(n) horizontal_taps(G, &tc, cols->size, H, n)
+        BY_TAPS(tc.taps, HORIZONTAL)
+#undef HORIZONTAL
+        /* Forward DCT of each output block (vectors over v, one per u); eight blocks at a
+         * time are transposed so that each channel's 8 values (over p) go out as one. */
+        for (p = 0; p < out_cols; p += 8) {
+            v8f coef[8][8]; /* [block p + j][u], over v */
+            int j, blocks;
+            if (p + 8 > out_cols && out_cols >= 8)
+                p = out_cols - 8; /* the last group overlaps the one before: whole vectors */
+            blocks = out_cols - p < 8 ? out_cols - p : 8;
             float *dst = out + (ptrdiff_t)o * row_stride_out + p;
-            for (x = 0; x < 8; x++)
-                in[x] = load8(H + 64 * p + 8 * x);
-            for (u = 0; u < 8; u++) {
-                v8f acc = {0};
+            for (j = 0; j < blocks; j++) {
+                v8f in[8];
                 for (x = 0; x < 8; x++)
-                    acc += DB[u][x] * in[x];
-                memcpy(tile[u], &acc, sizeof(acc));
+                    in[x] = load8(H + 64 * (p + j) + 8 * x);
+                for (u = 0; u < 8; u++) {
+                    v8f acc = {0};
+                    for (x = 0; x < 8; x++)
+                        acc += DB[u][x] * in[x];
+                    coef[j][u] = acc;
+                }
             }
-            for (v = 0; v < 8; v++)
-                for (u = 0; u < 8; u++)
-                    dst[(ptrdiff_t)(8 * v + u) * channel_stride] = tile[u][v];
+            for (u = 0; u < 8; u++) {
+                v8f rows_u[8], by_v[8];
+                for (j = 0; j < 8; j++)
+                    rows_u[j] = j < blocks ? coef[j][u] : (v8f){0};
+                transpose8(rows_u, by_v); /* by_v[v][j]: channel 8 v + u of block p + j */
+                for (v = 0; v < 8; v++) {
+                    float *channel = dst + (ptrdiff_t)(8 * v + u) * channel_stride;
+                    if (blocks == 8)
+                        store8(channel, by_v[v]);
+                    else
+                        for (j = 0; j < blocks; j++)
+                            channel[j] = by_v[v][j];
+                }
+            }
         }
     }
     return 0;

@@ -17,10 +17,14 @@ typedef struct {
     int size, flip;
 } dl_axis;
 
-/* Scratch memory, grown as needed and reused across calls (one per thread). */
+/* Scratch memory, grown as needed and reused across calls (one per thread). It also
+ * keeps the taps of the last call, reused when the next one has the same axes (Cr
+ * after Cb). Zero-initialize it. */
 typedef struct {
     void *memory;
     size_t bytes;
+    int taps_valid, row_taps, col_taps;
+    dl_axis rows, cols;
 } dl_workspace;
 
 void dl_workspace_free(dl_workspace *ws);
