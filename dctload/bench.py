@@ -28,9 +28,9 @@ BENCH = pathlib.Path(os.environ.get("DCTLOAD_BENCH_DIR", pathlib.Path(__file__).
 #: (stage, section, DCT contestant, RGB contestant); ratios are DCT images/s over RGB's.
 STAGES = (
     ("decode, 1 thread", "reader", "dctload (1 thread)", "torchvision decode_jpeg"),
-    ("train recipe, 1 core", "pipeline", "train: dctload", "train: decode_jpeg + v2"),
-    ("val recipe, 1 core", "pipeline", "val: dctload", "val: decode_jpeg + v2"),
-    ("val recipe vs Pillow, 1 core", "pipeline", "val: dctload", "val: Pillow + transforms"),
+    ("train recipe, 1 core", "pipeline", "train: dctload batch", "train: decode_jpeg + v2"),
+    ("val recipe, 1 core", "pipeline", "val: dctload batch", "val: decode_jpeg + v2"),
+    ("val recipe vs Pillow, 1 core", "pipeline", "val: dctload batch", "val: Pillow + transforms"),
     ("train loader, all workers", "loaders", "dct", "rgb"),
     ("forward, CPU", "models-cpu", "late_concat_rfa_thinner", "resnet50"),
     ("forward, GPU", "models-cuda", "late_concat_rfa_thinner", "resnet50"),
