@@ -752,7 +752,8 @@ static int resample_from_arrays(j_decompress_ptr cinfo, job_t *job, const target
         int r0, r1, r, k, status;
         char message[200];
         float *out = c == 0 ? t->y : t->cbcr + (c - 1) * 64 * t->c_channel;
-        if (dl_axis_blocks(rows, &r0, &r1, message, sizeof(message)) < 0 || r1 > (int)comp->height_in_blocks) {
+        if (dl_axis_blocks(rows, &r0, &r1, message, sizeof(message)) < 0 || r0 < 0 ||
+            r1 > (int)comp->height_in_blocks) {
             job->err = ERR_GEOMETRY;
             snprintf(job->message, sizeof(job->message), "component %d: %s", c,
                      r1 > (int)comp->height_in_blocks ? "the box is outside the image" : message);
@@ -925,7 +926,7 @@ static PyObject *py_read_resampled(PyObject *self, PyObject *args, PyObject *kwa
                 const double *v = g + 12 * c + 6 * a;
                 dl_axis *axis = &t->axes[c][a];
                 axis->start = v[0], axis->scale = v[1], axis->lo = v[2], axis->hi = v[3];
-                axis->size = (int)v[4], axis->flip = v[5] != 0.0;
+                axis->size = v[4] >= 0 && v[4] <= (1 << 20) ? (int)v[4] : -1, axis->flip = v[5] != 0.0;
                 if (axis->size != 8 * (c ? cbcr.shape[2 + a] : y.shape[2 + a])) {
                     PyErr_Format(PyExc_ValueError, "image %zd: component %d's output size %d does not fit the batch", i, c, axis->size);
                     goto done;

@@ -56,22 +56,16 @@ DL_INLINE void transpose8(const v8f *in, v8f *out) {
     }
 }
 
-/* D[k][n]: the orthonormal 8-point DCT-II, F = D x, x = D^T F; DB: each value
- * broadcast to 8 lanes, so that products with it are single instructions. */
-static float D[8][8];
+/* DB[k][n]: D[k][n] of the orthonormal 8-point DCT-II (F = D x, x = D^T F), broadcast to
+ * 8 lanes, so that products with it are single instructions. */
 static v8f DB[8][8];
-static int d_ready;
 
-static void init_dct(void) {
+/* Filled once when the library loads, before any thread can read them. */
+__attribute__((constructor)) static void init_dct(void) {
     int k, n;
-    if (d_ready)
-        return;
     for (k = 0; k < 8; k++)
-        for (n = 0; n < 8; n++) {
-            D[k][n] = (float)(cos(M_PI * (2 * n + 1) * k / 16.0) * (k ? 0.5 : sqrt(0.125)));
-            DB[k][n] = (v8f){0} + D[k][n];
-        }
-    d_ready = 1; /* racing threads write the same values */
+        for (n = 0; n < 8; n++)
+            DB[k][n] = (v8f){0} + (float)(cos(M_PI * (2 * n + 1) * k / 16.0) * (k ? 0.5 : sqrt(0.125)));
 }
 
 void dl_workspace_free(dl_workspace *ws) {
@@ -111,21 +105,27 @@ static int same_axis(const dl_axis *a, const dl_axis *b) {
            a->size == b->size && a->flip == b->flip;
 }
 
-static int check_axis(const dl_axis *a, int limit, char *message, size_t size) {
-    if (a->size <= 0 || a->size % 8) {
-        snprintf(message, size, "output size %d is not whole 8x8 blocks", a->size);
+/* Whether an axis can be computed at all: finite, a box starting at or after sample 0, and
+ * every number small enough for int arithmetic. */
+static int usable_axis(const dl_axis *a, char *message, size_t size) {
+    if (a->size <= 0 || a->size % 8 || a->size > (1 << 20)) {
+        snprintf(message, size, "output size %d is not whole 8x8 blocks (or over 2^20)", a->size);
         return -1;
     }
-    if (!(a->scale > 0 && isfinite(a->scale) && isfinite(a->start) && a->lo < a->hi)) {
+    if (!(isfinite(a->start) && isfinite(a->scale) && isfinite(a->lo) && isfinite(a->hi) && a->scale > 0 &&
+          a->lo >= 0 && a->lo < a->hi && a->hi < (1 << 24) && fabs(a->start) < (1 << 24) &&
+          a->scale * a->size < (1 << 24))) {
         snprintf(message, size, "unusable axis (start %g, scale %g, box [%g, %g))", a->start, a->scale, a->lo, a->hi);
         return -1;
     }
-    if (floor(a->lo) < 0 || ceil(a->hi) > limit) {
-        snprintf(message, size, "box [%g, %g) is outside the plane's %d samples", a->lo, a->hi, limit);
+    return 0;
+}
+
+static int check_axis(const dl_axis *a, int limit, char *message, size_t size) {
+    if (usable_axis(a, message, size) < 0)
         return -1;
-    }
-    if (ceil(2 * support_of(a)) + 2 > 512) {
-        snprintf(message, size, "downscale factor %g is beyond the C path's 255", a->scale);
+    if (ceil(a->hi) > limit) {
+        snprintf(message, size, "box [%g, %g) is outside the plane's %d samples", a->lo, a->hi, limit);
         return -1;
     }
     return 0;
@@ -142,10 +142,8 @@ DL_INLINE void support_range(const dl_axis *a, double centre, int *p_min, int *p
 
 int dl_axis_blocks(const dl_axis *a, int *first, int *end, char *message, size_t size) {
     int lo, hi, unused;
-    if (a->size <= 0 || !(a->scale > 0 && isfinite(a->scale) && isfinite(a->start) && a->lo < a->hi)) {
-        snprintf(message, size, "unusable axis (size %d, scale %g)", a->size, a->scale);
+    if (usable_axis(a, message, size) < 0)
         return -1;
-    }
     support_range(a, a->start + a->scale * 0.5, &lo, &unused);
     support_range(a, a->start + a->scale * (a->size - 0.5), &unused, &hi);
     if (hi < lo) {
@@ -177,13 +175,13 @@ DL_INLINE int build_taps(const dl_axis *a, taps_t *t, int region, int length, in
     for (i = 0; i < a->size; i++) {
         int source = a->flip ? a->size - 1 - i : i, p_min = t->first[i], p_max = last[i];
         int first = p_min + t->taps > region + length ? region + length - t->taps : p_min;
-        double centre = a->start + a->scale * (source + 0.5), sum = 0.0, w[512];
+        double centre = a->start + a->scale * (source + 0.5), sum = 0.0;
         float *weight = t->weight + (size_t)i * t->stride;
         for (k = 0; k < t->taps; k++) {
             int p = first + k;
-            double d = p >= p_min && p <= p_max ? 1.0 - fabs(p + 0.5 - centre) * inverse : 0.0;
-            w[k] = d > 0.0 ? d : 0.0;
-            sum += w[k];
+            double w = p >= p_min && p <= p_max ? 1.0 - fabs(p + 0.5 - centre) * inverse : 0.0;
+            weight[k] = (float)(w > 0.0 ? w : 0.0);
+            sum += weight[k];
         }
         if (!(sum > 0.0)) {
             snprintf(message, size, "output sample %d has no source sample in box [%g, %g)", i, a->lo, a->hi);
@@ -192,7 +190,7 @@ DL_INLINE int build_taps(const dl_axis *a, taps_t *t, int region, int length, in
         t->first[i] = first - region;
         sum = 1.0 / sum;
         for (k = 0; k < t->taps; k++)
-            weight[k] = (float)(w[k] * sum);
+            weight[k] = (float)(weight[k] * sum);
     }
     return 0;
 }
@@ -288,7 +286,6 @@ int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_bloc
     float *T, *G, *H;
     int *last;
 
-    init_dct();
     if (check_axis(rows, 8 * h_blocks, message, message_size) < 0 ||
         check_axis(cols, 8 * w_blocks, message, message_size) < 0 ||
         dl_axis_blocks(rows, &r0, &r1, message, message_size) < 0 ||

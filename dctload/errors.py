@@ -30,6 +30,19 @@ class UnsupportedJPEGError(JPEGError):
 
     Codes: ``"not_jpeg"`` (another file type), ``"empty"``, ``"lossless"``,
     ``"process"`` (a SOF type libjpeg cannot read), ``"precision"`` (12/16-bit),
-    ``"colorspace"`` (RGB, CMYK or YCCK: see ``fallback="pixels"``) and
-    ``"too_large"`` (more than ``max_pixels``).
+    ``"colorspace"`` (RGB, CMYK or YCCK: see ``fallback="pixels"``),
+    ``"too_large"`` (more than ``max_pixels``) and ``"geometry"`` (a layout the exact
+    resampling cannot take, e.g. a chroma plane sampled finer than the luma).
     """
+
+
+def without_frames(exc: BaseException) -> BaseException:
+    """``exc`` with the tracebacks of it and its causes dropped: an error kept for later
+    (a batch's failed input) must not keep the frames, and with them the batch, alive."""
+    seen = set()
+    link = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        link.__traceback__ = None
+        link = link.__cause__ or link.__context__
+    return exc

@@ -128,17 +128,18 @@ class DCTImageFolder(DatasetFolder):
         (:mod:`dctload.fused`); any other transform runs per image. ``seeds``: seed torch's
         RNG with ``seeds[i]`` for sample i's draws (epoch-seeded loaders)."""
         plan = fused.plan(self.transform)
-        if plan is None:
-            with fused._seeded(seeds) as seed:
+        if plan is not None:
+            paths = [self.samples[i][0] for i in indices]
+            targets = [self.samples[i][1] for i in indices]
+            datas = [fused.read_file(path) for path in paths]
+            views, errors = fused.draw(datas, paths, plan.geometry, seeds)
+        if plan is None or all(view is None for view in views):  # no header to size the batch from
+            with fused.seeded(seeds) as seed:
                 samples = []
                 for i, index in enumerate(indices):
                     seed(i)
                     samples.append(self[index])
             return samples
-        paths = [self.samples[i][0] for i in indices]
-        targets = [self.samples[i][1] for i in indices]
-        datas = [fused.read_file(path) for path in paths]
-        views, errors = fused.draw(datas, paths, plan.geometry, seeds)
         threads = self.num_threads or (1 if fused.in_worker_process() else None)
         y, cbcr, outcomes = fused.read_resampled(
             datas, views, num_threads=threads, strict=self.strict, max_pixels=self.max_pixels, names=paths,
@@ -149,7 +150,7 @@ class DCTImageFolder(DatasetFolder):
                 if outcome.warnings:
                     self._record_warnings(paths[i], outcome.warnings)
                 continue
-            with fused._seeded(None if seeds is None else seeds[i:i + 1]) as seed:
+            with fused.seeded(None if seeds is None else seeds[i:i + 1]) as seed:
                 seed(0)
                 (y[i], cbcr[i]), targets[i] = self._per_image(index, view, error, plan)
         y, cbcr = plan.apply_tail(y, cbcr)
@@ -174,19 +175,20 @@ class DCTImageFolder(DatasetFolder):
                 image = _decode_with_pillow(path, error, self.max_pixels)
             except (JPEGError, OSError):
                 pass
-        if image is None:
-            if self.on_error == "raise":
-                raise error
-            self._record(path, error)
-            image, target = self._readable(index + 1)
-            view = None
-        if view is None or (image.height, image.width) != (view.image.height, view.image.width):
-            view = image
-            for step in plan.geometry:
-                view = step(view)
-        else:
-            view = dataclasses.replace(view, image=image)
-        return F.to_tensor(view), target
+        if image is not None:
+            if view is None or (image.height, image.width) != (view.image.height, view.image.width):
+                view = plan.draw(image)
+            else:
+                view = dataclasses.replace(view, image=image)
+            try:
+                return F.to_tensor(view), target
+            except JPEGError as exc:  # a layout the resampling cannot take
+                error = exc
+        if self.on_error == "raise":
+            raise error
+        self._record(path, error)
+        image, target = self._readable(index + 1)
+        return F.to_tensor(plan.draw(image)), target
 
     def _load(self, path: str) -> DCTImage:
         try:

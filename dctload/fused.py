@@ -23,7 +23,7 @@ from torchvision.transforms import Compose
 
 from . import _reader, reader
 from . import transforms as T
-from .errors import JPEGError, UnsupportedJPEGError
+from .errors import JPEGError, UnsupportedJPEGError, without_frames
 from .transforms import functional as F
 
 GEOMETRY_STEPS = (T.RandomResizedCrop, T.Resize, T.CenterCrop, T.RandomHorizontalFlip)
@@ -37,6 +37,13 @@ class Plan:
 
     geometry: tuple
     tail: tuple
+
+    def draw(self, image):
+        """The geometry steps on ``image`` (their random draws made now)."""
+        view = image
+        for step in self.geometry:
+            view = step(view)
+        return view
 
     def apply_tail(self, y: torch.Tensor, cbcr: torch.Tensor):
         """The tail on a batch the plan owns: Normalize in place (the batch stays in the
@@ -91,9 +98,10 @@ def geometry_row(view: F.DCTView) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _seeded(seeds: Sequence[int] | None):
-    """Per-image seeding for :class:`nets`-style epoch seeding: yields ``seed(i)``, which
-    seeds torch's RNG for image i; the caller's RNG state is restored afterwards."""
+def seeded(seeds: Sequence[int] | None):
+    """Per-image seeding (epoch-seeded loaders): yields ``seed(i)``, which seeds torch's
+    RNG with ``seeds[i]`` (nothing when ``seeds`` is None); the caller's RNG state is
+    restored afterwards."""
     if seeds is None:
         yield lambda i: None
         return
@@ -121,7 +129,7 @@ def draw(datas: Sequence, names: Sequence[str | None], geometry: Sequence[Callab
          seeds: Sequence[int] | None = None) -> tuple[list, list]:
     """Each image's view (its recipe's draws, made on its header) or its header's error."""
     views, errors = [], []
-    with _seeded(seeds) as seed:
+    with seeded(seeds) as seed:
         for i, (data, name) in enumerate(zip(datas, names)):
             if isinstance(data, BaseException):
                 views.append(None)
@@ -131,7 +139,7 @@ def draw(datas: Sequence, names: Sequence[str | None], geometry: Sequence[Callab
                 header = _reader.read_header(data, name)
             except (JPEGError, UnsupportedJPEGError) as exc:
                 views.append(None)
-                errors.append(exc.with_traceback(None))
+                errors.append(without_frames(exc))
                 continue
             seed(i)
             view = F.DCTView.of(header_image(header, name))
@@ -148,7 +156,8 @@ def read_resampled(datas: Sequence, views: Sequence, *, num_threads: int | None 
     """Reads and resamples ``datas`` (bytes-likes) through ``views`` (one per input, drawn
     by :func:`draw`; None for an input already failed) into new batch tensors ``(y, cbcr)``.
 
-    Inputs that fail keep unspecified slots and report their error in the outcomes;
+    Inputs that fail keep unspecified slots and report their error in the outcomes (a
+    layout the resampling cannot take is an UnsupportedJPEGError with code ``geometry``);
     libjpeg's ``colorspace`` refusal (RGB, CMYK, YCCK files) is the caller's to route
     through pixels. ``shared``: allocate the tensors in shared memory (DataLoader workers).
     ``decode_only``: stop after the crop-aware entropy decoding (the floor, for benchmarks).
@@ -178,8 +187,6 @@ def read_resampled(datas: Sequence, views: Sequence, *, num_threads: int | None 
         if not whole:
             y[index], cbcr[index] = out_y, out_cbcr
         for i, error, warning, (decoded, total) in zip(live, errors, warnings, rows):
-            if error is not None and error[0] == "geometry":
-                raise ValueError(f"{names[i] or 'input'}: {error[1]}")
             outcomes[i] = Outcome(None if error is None else _error(*error, names[i]), tuple(warning), decoded, total)
     return y, cbcr, outcomes
 
@@ -200,7 +207,7 @@ def read_file(path: str | os.PathLike):
         with open(path, "rb") as f:
             return f.read()
     except OSError as exc:
-        return exc.with_traceback(None)
+        return without_frames(exc)
 
 
 def in_worker_process() -> bool:

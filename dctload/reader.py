@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Literal, Union
 import numpy as np
 
 from . import _reader, coefficients, exif
-from .errors import JPEGError, UnsupportedJPEGError
+from .errors import JPEGError, UnsupportedJPEGError, without_frames
 
 Source = Union[bytes, bytearray, memoryview, np.ndarray, str, os.PathLike]
 
@@ -245,7 +245,5 @@ def _read_or_error(options: dict, transform, src: Source):
     try:
         image = read_coefficients(src, **options)
     except (JPEGError, OSError) as exc:
-        # Without its traceback: the frames would keep every input of the batch alive
-        # until the cyclic collector ran.
-        return exc.with_traceback(None)
+        return without_frames(exc)  # the frames would keep the batch alive until gc ran
     return image if transform is None else transform(image)

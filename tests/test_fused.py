@@ -80,6 +80,26 @@ def test_c_resampling_refuses_what_it_cannot_take():
         resample_into(image.y, image.qt[0], AxisMap(0, float("nan"), 8, 0, 8), box_axis(0, 8, 8), out)
     with pytest.raises(ValueError, match="multiple of 16"):
         F.to_tensor(F.resize(image, [24, 24]))
+    with pytest.raises(ValueError, match="unusable axis"):
+        resample_into(image.y, image.qt[0], AxisMap(-10, 1, 8, -10, 30), box_axis(0, 8, 8), out)
+
+
+@pytest.mark.parametrize("axis", [(-10.0, 1.0, -10.0, 40.0, 32, 0), (0.0, 1.0, float("-inf"), 40.0, 32, 0),
+                                  (1e300, 1.0, 0.0, 40.0, 32, 0), (0.0, 1.0, 0.0, 40.0, 2 ** 40, 0)])
+def test_the_batch_call_refuses_unusable_geometry_per_image(axis):
+    """A box before sample 0, infinite or huge numbers: that image's typed error, no crash."""
+    data = encode(photo_like(48, 48), quality=90, subsampling=2)  # 4:2:0: chroma planes of 24
+    geometry = np.zeros((2, 3, 2, 6))
+    geometry[:] = (0.0, 1.5, 0.0, 48.0, 32, 0)
+    geometry[:, 1:, :] = (0.0, 1.5, 0.0, 24.0, 16, 0)
+    geometry[1, 0, 0] = axis
+    y, cbcr = np.zeros((2, 64, 4, 4), np.float32), np.zeros((2, 128, 2, 2), np.float32)
+    if axis[4] != 32:  # an output size that does not fit the batch: the whole call is refused
+        with pytest.raises(ValueError, match="does not fit the batch"):
+            dctload._reader.read_resampled([data, data], geometry, y, cbcr)
+        return
+    errors, _, _ = dctload._reader.read_resampled([data, data], geometry, y, cbcr)
+    assert errors[0] is None and errors[1][0] == "geometry"
 
 
 @pytest.fixture
@@ -167,8 +187,8 @@ def test_files_read_with_warnings_are_recorded_and_strict_makes_them_errors(tmp_
     whole = T.Compose([T.Resize([32, 32]), T.ToTensor()])  # reads every row: the damage is met
     for batch in (False, True):
         dataset = dctload.DCTImageFolder(root, transform=whole, on_error="skip")
-        sample = dataset.load_batch([0]) if batch else dataset[0]
-        assert len(sample) == 2 or len(sample) == 1
+        (y, cbcr), _ = dctload.collate(dataset.load_batch([0]) if batch else [dataset[0]])
+        assert y.shape == (1, 64, 4, 4) and torch.isfinite(y).all()
         [(path, kind, reason)] = dataset.skipped()
         assert path.endswith("truncated.jpg") and kind == "warning" and "read with warnings" in reason
         strict = dctload.DCTImageFolder(root, transform=whole, strict=True)
@@ -190,6 +210,14 @@ def test_batch_path_errors_name_the_file_and_follow_on_error(folder):
     assert [p for p, _, _ in skipping.skipped()] == [str(folder / "b" / "broken.jpg")]
 
 
+@needs_data
+def test_errors_through_the_pixel_route_hold_no_frames_either():
+    cmyk = (SHARED_DATA / "jpeg-edge" / "pillow" / "pil_sample_cmyk.jpg").read_bytes()
+    [error] = dctload.read_batch([cmyk[: len(cmyk) * 9 // 10]], errors="return", fallback="pixels", strict=True)
+    assert isinstance(error, dctload.JPEGError) and error.__context__ is not None
+    assert error.__traceback__ is None and error.__context__.__traceback__ is None
+
+
 def test_read_batch_errors_hold_no_frames():
     """A returned error must not keep the batch alive through its traceback's frames."""
 
@@ -206,3 +234,19 @@ def test_read_batch_errors_hold_no_frames():
         assert alive() is None  # freed by reference counting, no gc.collect()
     finally:
         gc.enable()
+
+
+def test_other_transforms_and_unreadable_batches_take_the_per_image_route(folder):
+    custom = T.Compose([T.CenterCrop(32), T.ToTensor(), lambda sample: (sample[0] * 2, sample[1])])
+    assert fused.plan(custom) is None and fused.plan(T.imagenet(True)) is not None
+    dataset = dctload.DCTImageFolder(folder, transform=custom)
+    batch = dataset.load_batch([0, 1], seeds=[3, 4])
+    assert not isinstance(batch, dctload.batch.FilledBatch)
+    assert torch.equal(batch[0][0][0], dataset[0][0][0])
+    for name in ("a_bad.jpg", "x_bad.jpg"):  # not side by side: a skip takes the next file
+        (folder / "b" / name).write_bytes(b"garbage")
+    skipping = dctload.DCTImageFolder(folder, transform=T.imagenet(False, 32), on_error="skip")
+    paths = [p for p, _ in skipping.samples]
+    broken = [paths.index(str(folder / "b" / n)) for n in ("a_bad.jpg", "x_bad.jpg")]
+    (y, cbcr), targets = dctload.collate(skipping.load_batch(broken))  # every header unreadable
+    assert y.shape == (2, 64, 4, 4) and len(skipping.skipped()) == 2

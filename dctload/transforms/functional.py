@@ -17,6 +17,7 @@ import torch
 
 from .. import batch, coefficients
 from ..coefficients import AxisMap
+from ..errors import UnsupportedJPEGError
 from ..reader import DCTImage
 
 
@@ -141,10 +142,14 @@ def to_tensor(image) -> tuple[torch.Tensor, torch.Tensor]:
     img = view.image
     y = torch.empty(64, height // 8, width // 8)
     cbcr = torch.zeros(2 * 64, height // 16, width // 16)
-    coefficients.resample_into(img.y, img.qt[0], view.rows, view.cols, y.numpy())
-    if img.cb is not None:
-        for plane, table, grid, out in zip((img.cb, img.cr), img.qt[1:], chroma_grids(view), cbcr.numpy().reshape(2, 64, *cbcr.shape[1:])):
-            coefficients.resample_into(plane, table, *grid, out)
+    try:
+        coefficients.resample_into(img.y, img.qt[0], view.rows, view.cols, y.numpy())
+        if img.cb is not None:
+            chroma = cbcr.numpy().reshape(2, 64, *cbcr.shape[1:])
+            for plane, table, grid, out in zip((img.cb, img.cr), img.qt[1:], chroma_grids(view), chroma):
+                coefficients.resample_into(plane, table, *grid, out)
+    except ValueError as exc:  # a layout the C path cannot take: the file's, so name it
+        raise UnsupportedJPEGError(str(exc), img.source, "geometry") from None
     return y, cbcr
 
 
