@@ -89,7 +89,7 @@ def contestants(files: list[pathlib.Path], datas: list[bytes], root: pathlib.Pat
     def dct(recipe):
         return lambda d: recipe(dctload.read_coefficients(d, fallback="pixels"))
 
-    def batches(recipe, decode_only=False, batch=32):
+    def batches(recipe, decode_only=False, crop_aware=True, batch=32):
         """The batch path on one thread: draws on headers, one C call per batch, the tail."""
         plan = fused.plan(recipe)
 
@@ -97,7 +97,8 @@ def contestants(files: list[pathlib.Path], datas: list[bytes], root: pathlib.Pat
             for start in range(0, len(datas), batch):
                 chunk = datas[start:start + batch]
                 views, _ = fused.draw(chunk, [None] * len(chunk), plan.geometry)
-                y, cbcr, _ = fused.read_resampled(chunk, views, num_threads=1, decode_only=decode_only)
+                y, cbcr, _ = fused.read_resampled(chunk, views, num_threads=1, decode_only=decode_only,
+                                                  crop_aware=crop_aware)
                 plan.apply_tail(y, cbcr)
         return one_pass
 
@@ -152,7 +153,7 @@ def contestants(files: list[pathlib.Path], datas: list[bytes], root: pathlib.Pat
         "train: dctload": each(dct(train), datas),
         "train: dctload batch": batches(train),
         "floor: crop-aware decoding (train boxes)": batches(train, decode_only=True),
-        "floor: entropy decoding (whole files)": each(lambda d: dctload.read_coefficients(d), datas),
+        "floor: entropy decoding (whole files)": batches(train, decode_only=True, crop_aware=False),
         "resampling alone (train, to_tensor)": resample_only,
         "resampling alone (train, C kernel)": kernel_only,
         "train: decode_jpeg + v2": each(tv(v2_train), tensors),

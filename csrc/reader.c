@@ -793,7 +793,7 @@ static int resample_from_arrays(j_decompress_ptr cinfo, job_t *job, const target
     return 0;
 }
 
-static int run_read_resampled(job_t *job, const target_t *t, int decode_only, dl_workspace *ws) {
+static int run_read_resampled(job_t *job, const target_t *t, int decode_only, int crop_aware, dl_workspace *ws) {
     struct jpeg_decompress_struct cinfo;
     error_mgr_t err;
     int c, needed = 0;
@@ -829,7 +829,7 @@ static int run_read_resampled(job_t *job, const target_t *t, int decode_only, dl
         job->rows_total = (int)((cinfo.image_height + cinfo.max_v_samp_factor * DCTSIZE - 1) /
                                 (cinfo.max_v_samp_factor * DCTSIZE));
         job->rows_decoded = job->rows_total;
-        job->stop_after_rows = needed < job->rows_total ? needed : 0;
+        job->stop_after_rows = crop_aware && needed < job->rows_total ? needed : 0;
         jpeg_read_coefficients(&cinfo);
     }
     job->stop_after_rows = 0;
@@ -855,7 +855,7 @@ typedef struct {
     const target_t *targets;
     Py_ssize_t n;
     Py_ssize_t next; /* the next image to take, shared by the threads (atomic) */
-    int decode_only;
+    int decode_only, crop_aware;
 } batch_t;
 
 static void *batch_worker(void *arg) {
@@ -863,13 +863,14 @@ static void *batch_worker(void *arg) {
     dl_workspace ws = {0};
     Py_ssize_t i;
     while ((i = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED)) < b->n)
-        run_read_resampled(b->jobs[i], &b->targets[i], b->decode_only, &ws);
+        run_read_resampled(b->jobs[i], &b->targets[i], b->decode_only, b->crop_aware, &ws);
     dl_workspace_free(&ws);
     return NULL;
 }
 
 PyDoc_STRVAR(read_resampled_doc,
-"read_resampled(datas, geometry, y, cbcr, num_threads=1, strict=False, max_pixels=0, decode_only=False)\n"
+"read_resampled(datas, geometry, y, cbcr, num_threads=1, strict=False, max_pixels=0, decode_only=False,\n"
+"               crop_aware=True)\n"
 "-> [None or (code, message)], [warnings], [(iMCU rows decoded, of total)] per image\n\n"
 "Entropy-decodes each JPEG of `datas` (bytes-like) only as far as its box needs (sequential\n"
 "files), then crops, resizes and flips each component exactly into y[i] (float32\n"
@@ -877,19 +878,20 @@ PyDoc_STRVAR(read_resampled_doc,
 "on num_threads threads with the GIL released. geometry: float64 (N, 3, 2, 6), the\n"
 "(start, scale, lo, hi, size, flip) of the rows and columns of Y, Cb and Cr in each plane's\n"
 "own samples. An image that fails leaves its slots unspecified and reports its error code.\n"
-"decode_only: stop after the crop-aware entropy decoding (the floor, for benchmarks).");
+"decode_only: stop after the entropy decoding (the floor, for benchmarks); crop_aware=False:\n"
+"decode every row (to measure what stopping early saves).");
 
 static PyObject *py_read_resampled(PyObject *self, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"datas", "geometry", "y", "cbcr", "num_threads", "strict", "max_pixels", "decode_only", NULL};
+    static char *kwlist[] = {"datas", "geometry", "y", "cbcr", "num_threads", "strict", "max_pixels", "decode_only", "crop_aware", NULL};
     PyObject *datas_obj, *geometry_obj, *y_obj, *cbcr_obj, *datas = NULL, *result = NULL;
     Py_buffer geometry = {0}, y = {0}, cbcr = {0}, *views = NULL;
-    int num_threads = 1, strict = 0, decode_only = 0;
+    int num_threads = 1, strict = 0, decode_only = 0, crop_aware = 1;
     unsigned long long max_pixels = 0;
     Py_ssize_t n = 0, i, got = 0;
     job_t **jobs = NULL;
     target_t *targets = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO|ipKp", kwlist, &datas_obj, &geometry_obj, &y_obj, &cbcr_obj,
-                                     &num_threads, &strict, &max_pixels, &decode_only))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO|ipKpp", kwlist, &datas_obj, &geometry_obj, &y_obj, &cbcr_obj,
+                                     &num_threads, &strict, &max_pixels, &decode_only, &crop_aware))
         return NULL;
     datas = PySequence_Fast(datas_obj, "datas must be a sequence of bytes-like objects");
     if (!datas)
@@ -950,7 +952,7 @@ static PyObject *py_read_resampled(PyObject *self, PyObject *args, PyObject *kwa
     }
     Py_BEGIN_ALLOW_THREADS
     {
-        batch_t b = {jobs, targets, n, 0, decode_only};
+        batch_t b = {jobs, targets, n, 0, decode_only, crop_aware};
         pthread_t threads[64];
         int started = 0, k;
         if (num_threads > 64)

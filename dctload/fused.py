@@ -152,7 +152,8 @@ def draw(datas: Sequence, names: Sequence[str | None], geometry: Sequence[Callab
 
 def read_resampled(datas: Sequence, views: Sequence, *, num_threads: int | None = None, strict: bool = False,
                    max_pixels: int | None = reader.DEFAULT_MAX_PIXELS, names: Sequence[str | None] | None = None,
-                   shared: bool = False, decode_only: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[Outcome]]:
+                   shared: bool = False, decode_only: bool = False,
+                   crop_aware: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[Outcome]]:
     """Reads and resamples ``datas`` (bytes-likes) through ``views`` (one per input, drawn
     by :func:`draw`; None for an input already failed) into new batch tensors ``(y, cbcr)``.
 
@@ -160,7 +161,8 @@ def read_resampled(datas: Sequence, views: Sequence, *, num_threads: int | None 
     layout the resampling cannot take is an UnsupportedJPEGError with code ``geometry``);
     libjpeg's ``colorspace`` refusal (RGB, CMYK, YCCK files) is the caller's to route
     through pixels. ``shared``: allocate the tensors in shared memory (DataLoader workers).
-    ``decode_only``: stop after the crop-aware entropy decoding (the floor, for benchmarks).
+    ``decode_only``: stop after the entropy decoding (the floor, for benchmarks);
+    ``crop_aware=False``: decode every row (to measure what stopping early saves).
     """
     names = list(names) if names is not None else [None] * len(datas)
     first = next((v for v in views if v is not None), None)
@@ -183,7 +185,7 @@ def read_resampled(datas: Sequence, views: Sequence, *, num_threads: int | None 
         whole = len(live) == len(datas)
         out_y, out_cbcr = (y, cbcr) if whole else (torch.empty_like(y[index]), torch.empty_like(cbcr[index]))
         errors, warnings, rows = _reader.read_resampled(
-            [datas[i] for i in live], geometry, out_y.numpy(), out_cbcr.numpy(), threads, strict, limit, decode_only)
+            [datas[i] for i in live], geometry, out_y.numpy(), out_cbcr.numpy(), threads, strict, limit, decode_only, crop_aware)
         if not whole:
             y[index], cbcr[index] = out_y, out_cbcr
         for i, error, warning, (decoded, total) in zip(live, errors, warnings, rows):

@@ -164,6 +164,9 @@ def test_crop_aware_decoding_stops_at_the_box_and_matches_a_whole_read():
     assert outcomes[0].error is None and total == 25 and decoded <= 6  # 16-row MCUs; the box ends at row 74
     y_ref, cbcr_ref = F.to_tensor(view)
     assert torch.equal(y[0], y_ref) and torch.equal(cbcr[0], cbcr_ref)
+    y_all, cbcr_all, [whole] = fused.read_resampled([data], [F.resized_crop(
+        fused.header_image(dctload.read_header(data)), 10, 8, 64, 80, [32, 32])], crop_aware=False)
+    assert whole.rows_decoded == whole.rows_total == 25 and torch.equal(y_all, y) and torch.equal(cbcr_all, cbcr)
 
 
 @needs_data
