@@ -80,9 +80,10 @@ static void *reserve(dl_workspace *ws, size_t bytes) {
         free(ws->memory);
         ws->bytes = 0;
         ws->taps_valid = 0;
-        ws->memory = malloc(bytes + bytes / 4);
-        if (!ws->memory)
+        if (posix_memalign(&ws->memory, 64, bytes + bytes / 4)) { /* 64: the vectors' alignment */
+            ws->memory = NULL;
             return NULL;
+        }
         ws->bytes = bytes + bytes / 4;
     }
     return ws->memory;
@@ -95,6 +96,7 @@ static void *reserve(dl_workspace *ws, size_t bytes) {
 typedef struct {
     int *first;
     float *weight;
+    v8f *broadcast; /* each weight in 8 lanes, the same layout */
     int stride, taps;
 } taps_t;
 
@@ -189,18 +191,54 @@ DL_INLINE int build_taps(const dl_axis *a, taps_t *t, int region, int length, in
         }
         t->first[i] = first - region;
         sum = 1.0 / sum;
-        for (k = 0; k < t->taps; k++)
+        for (k = 0; k < t->taps; k++) {
             weight[k] = (float)(weight[k] * sum);
+            t->broadcast[(size_t)i * t->stride + k] = (v8f){0} + weight[k];
+        }
     }
     return 0;
 }
 
 static size_t aligned(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
+/* The 8-point transforms on vectors, by the symmetry D[k][7 - n] = (-1)^k D[k][n]: half the
+ * products of the matrix form. idct8: out[n] = sum_{k < count} D[k][n] in[k] (in[k] = 0
+ * beyond count); dct8: out[k] = sum_n D[k][n] in[n]. */
+DL_INLINE void idct8(const v8f *in, int count, v8f *out) {
+    v8f even[4] = {{0}}, odd[4] = {{0}};
+    int k, n;
+    for (k = 0; k < count; k += 2)
+        for (n = 0; n < 4; n++)
+            even[n] += DB[k][n] * in[k];
+    for (k = 1; k < count; k += 2)
+        for (n = 0; n < 4; n++)
+            odd[n] += DB[k][n] * in[k];
+    for (n = 0; n < 4; n++) {
+        out[n] = even[n] + odd[n];
+        out[7 - n] = even[n] - odd[n];
+    }
+}
+
+DL_INLINE void dct8(const v8f *in, v8f *out) {
+    v8f sum[4], difference[4];
+    int k, n;
+    for (n = 0; n < 4; n++) {
+        sum[n] = in[n] + in[7 - n];
+        difference[n] = in[n] - in[7 - n];
+    }
+    for (k = 0; k < 8; k++) {
+        const v8f *half = k % 2 ? difference : sum;
+        v8f acc = {0};
+        for (n = 0; n < 4; n++)
+            acc += DB[k][n] * half[n];
+        out[k] = acc;
+    }
+}
+
 /* Dequantizes one block and inverse-DCTs it vertically: dst[y * stride + u]. The rows
  * of zeros after the last nonzero one (most high frequencies) are skipped. */
 DL_INLINE void idct_vertical(const int16_t *block, const v8f *table, float *dst, ptrdiff_t stride) {
-    v8f acc[8] = {{0}};
+    v8f rows[8], samples[8];
     int v, y, n = 8;
     while (n > 0) {
         uint64_t halves[2];
@@ -209,35 +247,32 @@ DL_INLINE void idct_vertical(const int16_t *block, const v8f *table, float *dst,
             break;
         n--;
     }
-    for (v = 0; v < n; v++) {
-        v8f row = __builtin_convertvector(*(const v8s_unaligned *)(block + 8 * v), v8f) * table[v];
-        for (y = 0; y < 8; y++)
-            acc[y] += DB[v][y] * row;
-    }
+    for (v = 0; v < n; v++)
+        rows[v] = __builtin_convertvector(*(const v8s_unaligned *)(block + 8 * v), v8f) * table[v];
+    idct8(rows, n, samples);
     for (y = 0; y < 8; y++)
-        store8(dst + y * stride, acc[y]);
+        store8(dst + y * stride, samples[y]);
 }
 
 /* Block row o vertically, 8 columns at a time: the taps of its 8 output rows, their
  * forward DCT, and a transpose into G (columns of 8 values over v). */
 DL_INLINE void vertical_block_row(const float *T, int width, const taps_t *tr, int o, float *G, const int taps) {
+    const float *src[8];
+    const v8f *w[8];
     int x, v, k;
+    for (v = 0; v < 8; v++) {
+        src[v] = T + (size_t)tr->first[8 * o + v] * width;
+        w[v] = tr->broadcast + (size_t)(8 * o + v) * tr->stride;
+    }
     for (x = 0; x < width; x += 8) {
         v8f rows8[8], freq[8], columns[8];
         for (v = 0; v < 8; v++) {
-            const float *w = tr->weight + (size_t)(8 * o + v) * tr->stride;
-            const float *src = T + (size_t)tr->first[8 * o + v] * width + x;
             v8f acc = {0};
             for (k = 0; k < taps; k++)
-                acc += w[k] * load8(src + (size_t)k * width);
+                acc += w[v][k] * load8(src[v] + (size_t)k * width + x);
             rows8[v] = acc;
         }
-        for (v = 0; v < 8; v++) {
-            v8f acc = {0};
-            for (k = 0; k < 8; k++)
-                acc += DB[v][k] * rows8[k];
-            freq[v] = acc;
-        }
+        dct8(rows8, freq);
         transpose8(freq, columns);
         for (k = 0; k < 8; k++)
             store8(G + 8 * (x + k), columns[k]);
@@ -248,7 +283,7 @@ DL_INLINE void vertical_block_row(const float *T, int width, const taps_t *tr, i
 DL_INLINE void horizontal_taps(const float *G, const taps_t *tc, int size, float *H, const int taps) {
     int i, k;
     for (i = 0; i < size; i++) {
-        const float *w = tc->weight + (size_t)i * tc->stride;
+        const v8f *w = tc->broadcast + (size_t)i * tc->stride;
         const float *g = G + 8 * tc->first[i];
         v8f acc = {0};
         for (k = 0; k < taps; k++)
@@ -298,6 +333,7 @@ int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_bloc
      * a block row's 8 rows as columns of 8 values over v (transformed, then after the
      * horizontal taps). */
     need = aligned(sizeof(int) * rows->size) + aligned(sizeof(float) * (size_t)rows->size * tr.stride) +
+           aligned(sizeof(v8f) * (size_t)rows->size * tr.stride) + aligned(sizeof(v8f) * (size_t)cols->size * tc.stride) +
            aligned(sizeof(int) * cols->size) + aligned(sizeof(float) * (size_t)cols->size * tc.stride) +
            aligned(sizeof(float) * (size_t)8 * (r1 - r0) * width) + aligned(sizeof(float) * 8 * (size_t)width) +
            aligned(sizeof(float) * 8 * (size_t)cols->size) +
@@ -310,8 +346,10 @@ int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_bloc
 #define TAKE(ptr, type, count) (ptr = (type *)base, base += aligned(sizeof(type) * (size_t)(count)))
     TAKE(tr.first, int, rows->size);
     TAKE(tr.weight, float, (size_t)rows->size * tr.stride);
+    TAKE(tr.broadcast, v8f, (size_t)rows->size * tr.stride);
     TAKE(tc.first, int, cols->size);
     TAKE(tc.weight, float, (size_t)cols->size * tc.stride);
+    TAKE(tc.broadcast, v8f, (size_t)cols->size * tc.stride);
     TAKE(T, float, (size_t)8 * (r1 - r0) * width);
     TAKE(G, float, 8 * (size_t)width);
     TAKE(H, float, 8 * (size_t)cols->size);
@@ -348,15 +386,12 @@ int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_bloc
 #undef VERTICAL
         /* Horizontally, on vectors over v: inverse DCT of each block, taps, forward DCT. */
         for (k = 0; k < c1 - c0; k++) {
-            v8f in[8];
+            v8f in[8], samples[8];
             for (u = 0; u < 8; u++)
                 in[u] = load8(G + 64 * k + 8 * u);
-            for (x = 0; x < 8; x++) {
-                v8f acc = {0};
-                for (u = 0; u < 8; u++)
-                    acc += DB[u][x] * in[u];
-                store8(G + 64 * k + 8 * x, acc);
-            }
+            idct8(in, 8, samples);
+            for (x = 0; x < 8; x++)
+                store8(G + 64 * k + 8 * x, samples[x]);
         }
 #define HORIZONTAL(n) horizontal_taps(G, &tc, cols->size, H, n)
         BY_TAPS(tc.taps, HORIZONTAL)
@@ -374,12 +409,7 @@ int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_bloc
                 v8f in[8];
                 for (x = 0; x < 8; x++)
                     in[x] = load8(H + 64 * (p + j) + 8 * x);
-                for (u = 0; u < 8; u++) {
-                    v8f acc = {0};
-                    for (x = 0; x < 8; x++)
-                        acc += DB[u][x] * in[x];
-                    coef[j][u] = acc;
-                }
+                dct8(in, coef[j]);
             }
             for (u = 0; u < 8; u++) {
                 v8f rows_u[8], by_v[8];

@@ -22,6 +22,7 @@ import torch
 from torchvision.transforms import Compose
 
 from . import _reader, reader
+from .coefficients import axis_tuple
 from . import transforms as T
 from .errors import JPEGError, UnsupportedJPEGError, without_frames
 from .transforms import functional as F
@@ -83,8 +84,6 @@ def header_image(header: dict, source: str | None = None) -> reader.DCTImage:
 def geometry_row(view: F.DCTView) -> np.ndarray:
     """(3, 2, 6) float64: (start, scale, lo, hi, size, flip) of the rows and columns of
     Y, Cb and Cr, each in its own plane's samples (chroma as :func:`F.chroma_grids`)."""
-    from .coefficients import axis_tuple
-
     row = np.zeros((3, 2, 6))
     row[0] = axis_tuple(view.rows), axis_tuple(view.cols)
     grids = F.chroma_grids(view) if len(view.image.sampling) == 3 else []
