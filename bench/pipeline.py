@@ -188,7 +188,7 @@ def main(argv=None) -> int:
     met = resample_ms <= RESAMPLE_TARGET_MS
     print(f"  {'MET ' if met else 'MISS'}  resampling alone <= {RESAMPLE_TARGET_MS} ms per train image: {resample_ms:.3f} ms")
     results.append({"target": f"resampling alone <= {RESAMPLE_TARGET_MS} ms per train image", "measured": resample_ms,
-                    "bound": RESAMPLE_TARGET_MS, "met": met})
+                    "bound": RESAMPLE_TARGET_MS, "met": met, "unit": "ms"})
     path = common.write_json(args.out or f"pipeline-{folder.name}", {
         "benchmark": "pipeline", "folder": common.folder_label(folder), "files": len(files), "refused": refused,
         "rounds": args.rounds, "machine": common.machine(), "figures": figures, "targets": results, "table": table,

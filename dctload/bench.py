@@ -207,7 +207,9 @@ def main(argv=None) -> int:
     print("\ntargets:")
     for t in unique:
         state = "    " if t["met"] is None else "MET " if t["met"] else "MISS"
-        measured = "not measured" if t["measured"] is None else f"{t['measured']:.2f}x"
+        unit = t.get("unit", "x")  # a ratio, or a figure with its unit (ms)
+        measured = "not measured" if t["measured"] is None else \
+            f"{t['measured']:.2f}x" if unit == "x" else f"{t['measured']:.3f} {unit}"
         print(f"  {state}  {t['target']}: {measured}")
     out.mkdir(parents=True, exist_ok=True)
     plots = plot(rows, sections, out, described)
