@@ -151,8 +151,9 @@ def draw(datas: Sequence, names: Sequence[str | None], geometry: Sequence[Callab
 
 def read_resampled(datas: Sequence, views: Sequence, *, num_threads: int | None = None, strict: bool = False,
                    max_pixels: int | None = reader.DEFAULT_MAX_PIXELS, names: Sequence[str | None] | None = None,
-                   shared: bool = False, decode_only: bool = False,
-                   crop_aware: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[Outcome]]:
+                   shared: bool = False, out: tuple[torch.Tensor, torch.Tensor] | None = None,
+                   decode_only: bool = False, crop_aware: bool = True,
+                   ) -> tuple[torch.Tensor, torch.Tensor, list[Outcome]]:
     """Reads and resamples ``datas`` (bytes-likes) through ``views`` (one per input, drawn
     by :func:`draw`; None for an input already failed) into new batch tensors ``(y, cbcr)``.
 
@@ -160,6 +161,8 @@ def read_resampled(datas: Sequence, views: Sequence, *, num_threads: int | None 
     layout the resampling cannot take is an UnsupportedJPEGError with code ``geometry``);
     libjpeg's ``colorspace`` refusal (RGB, CMYK, YCCK files) is the caller's to route
     through pixels. ``shared``: allocate the tensors in shared memory (DataLoader workers).
+    ``out``: write into the caller's ``(y, cbcr)`` instead (float32, C-contiguous, the
+    batch's shapes; pinned memory, say, for a copy to the GPU without staging).
     ``decode_only``: stop after the entropy decoding (the floor, for benchmarks);
     ``crop_aware=False``: decode every row (to measure what stopping early saves).
     """
@@ -171,8 +174,15 @@ def read_resampled(datas: Sequence, views: Sequence, *, num_threads: int | None 
     for view in views:
         if view is not None and view.size != (height, width):
             raise ValueError(f"samples of different sizes cannot be batched: {view.size} and {(height, width)}")
-    y = _empty((len(datas), 64, height // 8, width // 8), shared)
-    cbcr = _empty((len(datas), 128, height // 16, width // 16), shared)
+    shapes = (len(datas), 64, height // 8, width // 8), (len(datas), 128, height // 16, width // 16)
+    if out is None:
+        y, cbcr = (_empty(shape, shared) for shape in shapes)
+    else:
+        y, cbcr = out
+        for tensor, shape in zip(out, shapes):
+            if tensor.dtype != torch.float32 or tuple(tensor.shape) != shape or not tensor.is_contiguous() \
+                    or tensor.device.type != "cpu":
+                raise ValueError(f"out must be C-contiguous float32 CPU tensors of shapes {shapes}")
     live = [i for i, v in enumerate(views) if v is not None]
     outcomes = [Outcome(None, ()) for _ in datas]
     if live:

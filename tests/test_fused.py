@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import shutil
 import weakref
@@ -167,6 +168,18 @@ def test_crop_aware_decoding_stops_at_the_box_and_matches_a_whole_read():
     y_all, cbcr_all, [whole] = fused.read_resampled([data], [F.resized_crop(
         fused.header_image(dctload.read_header(data)), 10, 8, 64, 80, [32, 32])], crop_aware=False)
     assert whole.rows_decoded == whole.rows_total == 25 and torch.equal(y_all, y) and torch.equal(cbcr_all, cbcr)
+
+
+def test_the_batch_is_written_into_the_callers_tensors():
+    data = encode(photo_like(64, 80), quality=90)
+    view = F.resized_crop(fused.header_image(dctload.read_header(data)), 4, 4, 48, 64, [32, 32])
+    y, cbcr = torch.full((1, 64, 4, 4), float("nan")), torch.full((1, 128, 2, 2), float("nan"))
+    got_y, got_cbcr, [outcome] = fused.read_resampled([data], [view], out=(y, cbcr))
+    assert got_y is y and got_cbcr is cbcr and outcome.error is None and torch.isfinite(y).all()
+    expected_y, _ = F.to_tensor(dataclasses.replace(view, image=dctload.read_coefficients(data)))
+    assert torch.equal(y[0], expected_y)
+    with pytest.raises(ValueError, match="out must be"):
+        fused.read_resampled([data], [view], out=(y[:, :32], cbcr))
 
 
 @needs_data
