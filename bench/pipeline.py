@@ -96,7 +96,7 @@ def contestants(files: list[pathlib.Path], datas: list[bytes], root: pathlib.Pat
         def one_pass():
             for start in range(0, len(datas), batch):
                 chunk = datas[start:start + batch]
-                views, _ = fused.draw(chunk, [None] * len(chunk), plan.geometry)
+                views, _ = fused.draw(chunk, [None] * len(chunk), plan)
                 y, cbcr, _ = fused.read_resampled(chunk, views, num_threads=1, decode_only=decode_only,
                                                   crop_aware=crop_aware)
                 plan.apply_tail(y, cbcr)

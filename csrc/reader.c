@@ -271,6 +271,29 @@ static const char *colorspace_name(J_COLOR_SPACE cs) {
     }
 }
 
+/* Only YCbCr (3 components) and gray (1) files hold the coefficients dctload gives. */
+static void require_ycbcr(j_decompress_ptr cinfo) {
+    if (!((cinfo->jpeg_color_space == JCS_YCbCr && cinfo->num_components == 3) ||
+          (cinfo->jpeg_color_space == JCS_GRAYSCALE && cinfo->num_components == 1))) {
+        char message[160];
+        snprintf(message, sizeof(message),
+                 "%s JPEG with %d components has no YCbCr DCT coefficients "
+                 "(fallback=\"pixels\" converts it)",
+                 colorspace_name(cinfo->jpeg_color_space), cinfo->num_components);
+        fail((j_common_ptr)cinfo, ERR_COLORSPACE, message);
+    }
+}
+
+/* Component c's quantization table (natural order), once its first scan has latched it. */
+static void copy_quant_table(j_decompress_ptr cinfo, int c, unsigned short *out) {
+    JQUANT_TBL *table = cinfo->comp_info[c].quant_table;
+    int k;
+    if (!table)
+        fail((j_common_ptr)cinfo, ERR_CORRUPT, "component has no quantization table");
+    for (k = 0; k < DCTSIZE2; k++)
+        out[k] = table->quantval[k];
+}
+
 /* Finds where each component's block rows lie in libjpeg's whole-image arrays.
  * libjpeg-turbo allocates an array in one chunk up to 1 GB, so rows are evenly
  * spaced (MCU-padded width); if they are not, the blocks are copied out. */
@@ -341,25 +364,11 @@ static int run_read_coefficients(job_t *job) {
         return -1;
     }
     read_header_into(cinfo, job, 1);
-    if (!((cinfo->jpeg_color_space == JCS_YCbCr && cinfo->num_components == 3) ||
-          (cinfo->jpeg_color_space == JCS_GRAYSCALE && cinfo->num_components == 1))) {
-        char message[160];
-        snprintf(message, sizeof(message),
-                 "%s JPEG with %d components has no YCbCr DCT coefficients "
-                 "(fallback=\"pixels\" converts it)",
-                 colorspace_name(cinfo->jpeg_color_space), cinfo->num_components);
-        fail((j_common_ptr)cinfo, ERR_COLORSPACE, message);
-    }
+    require_ycbcr(cinfo);
     check_size(cinfo, job);
     arrays = jpeg_read_coefficients(cinfo);
-    for (c = 0; c < cinfo->num_components; c++) {
-        JQUANT_TBL *table = cinfo->comp_info[c].quant_table;
-        int k;
-        if (!table)
-            fail((j_common_ptr)cinfo, ERR_CORRUPT, "component has no quantization table");
-        for (k = 0; k < DCTSIZE2; k++)
-            job->qt[c][k] = table->quantval[k];
-    }
+    for (c = 0; c < cinfo->num_components; c++)
+        copy_quant_table(cinfo, c, job->qt[c]);
     locate_or_copy(cinfo, arrays, job);
     keep_exif(cinfo, job);
     /* Not jpeg_finish_decompress: it would free the arrays. The whole input up to
@@ -527,14 +536,18 @@ static PyObject *coefficient_views(job_t *job) {
 
 static PyObject *JPEGError, *UnsupportedJPEGError;
 
-static PyObject *raise_job_error(job_t *job, PyObject *source) {
+/* The job's error as a new JPEGError or UnsupportedJPEGError naming `source`. */
+static PyObject *job_exception(job_t *job, PyObject *source) {
     PyObject *cls = (job->err == ERR_CORRUPT || job->err == ERR_STRICT ||
                      job->err == ERR_NO_MEMORY || job->err == ERR_TOO_MANY_SCANS)
                         ? JPEGError : UnsupportedJPEGError;
-    PyObject *exc = PyObject_CallFunction(cls, "sOs", job->message, source,
-                                          ERR_CODES[job->err]);
+    return PyObject_CallFunction(cls, "sOs", job->message, source, ERR_CODES[job->err]);
+}
+
+static PyObject *raise_job_error(job_t *job, PyObject *source) {
+    PyObject *exc = job_exception(job, source);
     if (exc) {
-        PyErr_SetObject(cls, exc);
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
         Py_DECREF(exc);
     }
     return NULL;
@@ -749,7 +762,7 @@ static int resample_from_arrays(j_decompress_ptr cinfo, job_t *job, const target
         const dl_axis *rows = &t->axes[c][0], *cols = &t->axes[c][1];
         const int16_t *block_rows[1024], **rows_at = block_rows;
         uint16_t table[DCTSIZE2];
-        int r0, r1, r, k, status;
+        int r0, r1, r, status;
         char message[200];
         float *out = c == 0 ? t->y : t->cbcr + (c - 1) * 64 * t->c_channel;
         if (dl_axis_blocks(rows, &r0, &r1, message, sizeof(message)) < 0 || r0 < 0 ||
@@ -759,13 +772,7 @@ static int resample_from_arrays(j_decompress_ptr cinfo, job_t *job, const target
                      r1 > (int)comp->height_in_blocks ? "the box is outside the image" : message);
             return -1;
         }
-        if (!comp->quant_table) {
-            job->err = ERR_CORRUPT;
-            snprintf(job->message, sizeof(job->message), "component %d has no quantization table", c);
-            return -1;
-        }
-        for (k = 0; k < DCTSIZE2; k++)
-            table[k] = comp->quant_table->quantval[k];
+        copy_quant_table(cinfo, c, table);
         if (comp->height_in_blocks > 1024) {
             rows_at = malloc(sizeof(*rows_at) * comp->height_in_blocks);
             if (!rows_at) {
@@ -808,13 +815,7 @@ static int run_read_resampled(job_t *job, const target_t *t, int decode_only, in
         }
     } else {
         read_header_into(&cinfo, job, 0);
-        if (!((cinfo.jpeg_color_space == JCS_YCbCr && cinfo.num_components == 3) ||
-              (cinfo.jpeg_color_space == JCS_GRAYSCALE && cinfo.num_components == 1))) {
-            char message[160];
-            snprintf(message, sizeof(message), "%s JPEG with %d components has no YCbCr DCT coefficients",
-                     colorspace_name(cinfo.jpeg_color_space), cinfo.num_components);
-            fail((j_common_ptr)&cinfo, ERR_COLORSPACE, message);
-        }
+        require_ycbcr(&cinfo);
         check_size(&cinfo, job);
         /* The iMCU rows that hold the last block row each component's box reads. */
         for (c = 0; c < cinfo.num_components; c++) {
@@ -870,28 +871,29 @@ static void *batch_worker(void *arg) {
 
 PyDoc_STRVAR(read_resampled_doc,
 "read_resampled(datas, geometry, y, cbcr, num_threads=1, strict=False, max_pixels=0, decode_only=False,\n"
-"               crop_aware=True)\n"
-"-> [None or (code, message)], [warnings], [(iMCU rows decoded, of total)] per image\n\n"
+"               crop_aware=True, sources=None)\n"
+"-> [None or JPEGError], [warnings], [(iMCU rows decoded, of total)] per image\n\n"
 "Entropy-decodes each JPEG of `datas` (bytes-like) only as far as its box needs (sequential\n"
 "files), then crops, resizes and flips each component exactly into y[i] (float32\n"
 "(N, 64, H/8, W/8)) and cbcr[i] ((N, 128, H/16, W/16), Cb then Cr; zeros for grayscale),\n"
 "on num_threads threads with the GIL released. geometry: float64 (N, 3, 2, 6), the\n"
 "(start, scale, lo, hi, size, flip) of the rows and columns of Y, Cb and Cr in each plane's\n"
-"own samples. An image that fails leaves its slots unspecified and reports its error code.\n"
+"own samples. An image that fails leaves its slots unspecified; its error (naming sources[i])\n"
+"takes its place in the first list.\n"
 "decode_only: stop after the entropy decoding (the floor, for benchmarks); crop_aware=False:\n"
 "decode every row (to measure what stopping early saves).");
 
 static PyObject *py_read_resampled(PyObject *self, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"datas", "geometry", "y", "cbcr", "num_threads", "strict", "max_pixels", "decode_only", "crop_aware", NULL};
-    PyObject *datas_obj, *geometry_obj, *y_obj, *cbcr_obj, *datas = NULL, *result = NULL;
+    static char *kwlist[] = {"datas", "geometry", "y", "cbcr", "num_threads", "strict", "max_pixels", "decode_only", "crop_aware", "sources", NULL};
+    PyObject *datas_obj, *geometry_obj, *y_obj, *cbcr_obj, *sources = Py_None, *datas = NULL, *result = NULL;
     Py_buffer geometry = {0}, y = {0}, cbcr = {0}, *views = NULL;
     int num_threads = 1, strict = 0, decode_only = 0, crop_aware = 1;
     unsigned long long max_pixels = 0;
     Py_ssize_t n = 0, i, got = 0;
     job_t **jobs = NULL;
     target_t *targets = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO|ipKpp", kwlist, &datas_obj, &geometry_obj, &y_obj, &cbcr_obj,
-                                     &num_threads, &strict, &max_pixels, &decode_only, &crop_aware))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO|ipKppO", kwlist, &datas_obj, &geometry_obj, &y_obj, &cbcr_obj,
+                                     &num_threads, &strict, &max_pixels, &decode_only, &crop_aware, &sources))
         return NULL;
     datas = PySequence_Fast(datas_obj, "datas must be a sequence of bytes-like objects");
     if (!datas)
@@ -910,6 +912,10 @@ static PyObject *py_read_resampled(PyObject *self, PyObject *args, PyObject *kwa
         cbcr.shape[0] != n || y.shape[1] != 64 || cbcr.shape[1] != 128 || y.shape[2] != 2 * cbcr.shape[2] ||
         y.shape[3] != 2 * cbcr.shape[3]) {
         PyErr_SetString(PyExc_ValueError, "y and cbcr must be C-contiguous float32 (N, 64, H/8, W/8) and (N, 128, H/16, W/16)");
+        goto done;
+    }
+    if (sources != Py_None && (!PySequence_Check(sources) || PySequence_Size(sources) != n)) {
+        PyErr_SetString(PyExc_ValueError, "sources must be None or one name per input");
         goto done;
     }
     views = PyMem_Calloc(n ? n : 1, sizeof(Py_buffer));
@@ -970,8 +976,9 @@ static PyObject *py_read_resampled(PyObject *self, PyObject *args, PyObject *kwa
         result = errors && warnings && rows ? PyTuple_Pack(3, errors, warnings, rows) : NULL;
         for (i = 0; result && i < n; i++) {
             job_t *job = jobs[i];
-            PyObject *error = job->err == ERR_NONE ? Py_NewRef(Py_None)
-                              : Py_BuildValue("(ss)", ERR_CODES[job->err], job->message);
+            PyObject *source = sources == Py_None ? Py_NewRef(Py_None) : PySequence_GetItem(sources, i);
+            PyObject *error = !source ? NULL : job->err == ERR_NONE ? Py_NewRef(Py_None) : job_exception(job, source);
+            Py_XDECREF(source);
             PyObject *w = warnings_list(job);
             PyObject *r = Py_BuildValue("(ii)", job->rows_decoded, job->rows_total);
             if (!error || !w || !r) {

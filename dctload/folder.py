@@ -22,7 +22,7 @@ from torchvision.datasets import DatasetFolder
 
 from . import fused
 from .batch import FilledBatch
-from .errors import JPEGError, UnsupportedJPEGError
+from .errors import JPEGError
 from .reader import DCTImage, read_coefficients
 from .transforms import functional as F
 
@@ -132,7 +132,7 @@ class DCTImageFolder(DatasetFolder):
             paths = [self.samples[i][0] for i in indices]
             targets = [self.samples[i][1] for i in indices]
             datas = [fused.read_file(path) for path in paths]
-            views, errors = fused.draw(datas, paths, plan.geometry, seeds)
+            views, errors = fused.draw(datas, paths, plan, seeds)
         if plan is None or all(view is None for view in views):  # no header to size the batch from
             with fused.seeded(seeds) as seed:
                 samples = []
@@ -145,48 +145,34 @@ class DCTImageFolder(DatasetFolder):
             datas, views, num_threads=threads, strict=self.strict, max_pixels=self.max_pixels, names=paths,
             shared=fused.in_worker_process())
         for i, (index, view, error, outcome) in enumerate(zip(indices, views, errors, outcomes)):
-            error = error or outcome.error
-            if error is None:
+            if error is None and outcome.error is None:
                 if outcome.warnings:
                     self._record_warnings(paths[i], outcome.warnings)
                 continue
             with fused.seeded(None if seeds is None else seeds[i:i + 1]) as seed:
                 seed(0)
-                (y[i], cbcr[i]), targets[i] = self._per_image(index, view, error, plan)
+                (y[i], cbcr[i]), targets[i] = self._per_image(index, view, plan)
         y, cbcr = plan.apply_tail(y, cbcr)
         if self.target_transform is not None:
             targets = [self.target_transform(t) for t in targets]
         return FilledBatch((y, cbcr), targets)
 
-    def _per_image(self, index: int, view, error: BaseException, plan) -> tuple:
-        """A batch slot the C call could not fill: the pixel route for files without YCbCr
-        coefficients (with the draws already made), else ``on_error``'s answer."""
+    def _per_image(self, index: int, view, plan) -> tuple:
+        """A batch slot the C call could not fill, read as ``__getitem__`` reads (the pixel
+        route for files without YCbCr coefficients, keeping the draws already made when
+        the image has the header's size), else ``on_error``'s answer."""
         path, target = self.samples[index]
-        image = None
-        if isinstance(error, UnsupportedJPEGError) and error.code == "colorspace":
-            try:
-                image = self.read(path)
-                if image.warnings:
-                    self._record_warnings(path, image.warnings)
-            except (JPEGError, OSError) as exc:
-                error = exc
-        if image is None and self.on_error == "fallback" and not isinstance(error, FileNotFoundError):
-            try:
-                image = _decode_with_pillow(path, error, self.max_pixels)
-            except (JPEGError, OSError):
-                pass
-        if image is not None:
+        try:
+            image = self._load(path)
             if view is None or (image.height, image.width) != (view.image.height, view.image.width):
                 view = plan.draw(image)
             else:
                 view = dataclasses.replace(view, image=image)
-            try:
-                return F.to_tensor(view), target
-            except JPEGError as exc:  # a layout the resampling cannot take
-                error = exc
-        if self.on_error == "raise":
-            raise error
-        self._record(path, error)
+            return F.to_tensor(view), target
+        except (JPEGError, OSError) as exc:  # unreadable, or a layout the resampling cannot take
+            if self.on_error == "raise":
+                raise
+            self._record(path, exc)
         image, target = self._readable(index + 1)
         return F.to_tensor(plan.draw(image)), target
 

@@ -24,7 +24,7 @@ from torchvision.transforms import Compose
 from . import _reader, reader
 from .coefficients import axis_tuple
 from . import transforms as T
-from .errors import JPEGError, UnsupportedJPEGError, without_frames
+from .errors import JPEGError, without_frames
 from .transforms import functional as F
 
 GEOMETRY_STEPS = (T.RandomResizedCrop, T.Resize, T.CenterCrop, T.RandomHorizontalFlip)
@@ -119,12 +119,7 @@ class Outcome:
     rows_total: int = 0
 
 
-def _error(code: str, message: str, name: str | None) -> JPEGError:
-    cls = JPEGError if code in ("corrupt", "strict", "no_memory", "too_many_scans") else UnsupportedJPEGError
-    return cls(message, name, code)
-
-
-def draw(datas: Sequence, names: Sequence[str | None], geometry: Sequence[Callable],
+def draw(datas: Sequence, names: Sequence[str | None], plan: Plan,
          seeds: Sequence[int] | None = None) -> tuple[list, list]:
     """Each image's view (its recipe's draws, made on its header) or its header's error."""
     views, errors = [], []
@@ -136,15 +131,12 @@ def draw(datas: Sequence, names: Sequence[str | None], geometry: Sequence[Callab
                 continue
             try:
                 header = _reader.read_header(data, name)
-            except (JPEGError, UnsupportedJPEGError) as exc:
+            except JPEGError as exc:
                 views.append(None)
                 errors.append(without_frames(exc))
                 continue
             seed(i)
-            view = F.DCTView.of(header_image(header, name))
-            for step in geometry:
-                view = step(view)
-            views.append(view)
+            views.append(F.DCTView.of(plan.draw(header_image(header, name))))
             errors.append(None)
     return views, errors
 
@@ -192,13 +184,15 @@ def read_resampled(datas: Sequence, views: Sequence, *, num_threads: int | None 
         index = torch.tensor(live)
         # One C call over the live inputs, straight into the batch when all are live.
         whole = len(live) == len(datas)
-        out_y, out_cbcr = (y, cbcr) if whole else (torch.empty_like(y[index]), torch.empty_like(cbcr[index]))
+        out_y, out_cbcr = (y, cbcr) if whole else (y.new_empty((len(live), *y.shape[1:])),
+                                                    cbcr.new_empty((len(live), *cbcr.shape[1:])))
         errors, warnings, rows = _reader.read_resampled(
-            [datas[i] for i in live], geometry, out_y.numpy(), out_cbcr.numpy(), threads, strict, limit, decode_only, crop_aware)
+            [datas[i] for i in live], geometry, out_y.numpy(), out_cbcr.numpy(), threads, strict, limit, decode_only,
+            crop_aware, [names[i] for i in live])
         if not whole:
             y[index], cbcr[index] = out_y, out_cbcr
         for i, error, warning, (decoded, total) in zip(live, errors, warnings, rows):
-            outcomes[i] = Outcome(None if error is None else _error(*error, names[i]), tuple(warning), decoded, total)
+            outcomes[i] = Outcome(error, tuple(warning), decoded, total)
     return y, cbcr, outcomes
 
 

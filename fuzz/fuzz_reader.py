@@ -51,7 +51,7 @@ def test_one_input(data: bytes) -> None:
             pass
     torch.manual_seed(len(data))
     for plan in PLANS:
-        views, errors = fused.draw([data], [None], plan.geometry)
+        views, errors = fused.draw([data], [None], plan)
         if errors[0] is not None:
             continue
         y, cbcr, outcomes = fused.read_resampled([data], views, max_pixels=MAX_PIXELS)

@@ -42,13 +42,17 @@ def test_weights_match_torch_antialiased_bilinear(box, out_size):
     np.testing.assert_allclose(rows @ signal[0, 0].numpy() @ cols.T, expected.numpy(), atol=1e-6)
 
 
-@pytest.mark.parametrize("box,out_size", [
+#: (top, left, height, width) boxes of a 47 x 61 image and output sizes, for the exactness tests.
+BOXES = [
     ((0, 0, 5, 9), (8, 16)),
     ((3, 7, 40, 33), (16, 24)),
     ((10, 0, 30, 61), (32, 8)),
     ((22.5, 3.5, 9.0, 17.5), (8, 8)),
     ((0, 0, 47, 61), (224, 224)),     # whole image, upscaled
-])
+]
+
+
+@pytest.mark.parametrize("box,out_size", BOXES)
 @pytest.mark.parametrize("flip", [False, True])
 def test_resample_equals_the_pixel_domain_chain(box, out_size, flip):
     image = dctload.read_coefficients(encode(photo_like(47, 61), quality=90, subsampling=0))
