@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set-up and entry points on a fresh machine (Python 3.11, gcc):
-#   bash run.sh bench [FOLDER] [--quick]   the DCT-vs-RGB benchmark report (dctload bench)
+#   bash run.sh bench [FOLDER] [--quick]   the DCT-vs-RGB benchmark report (.venv/bin/dctload bench)
 #   bash run.sh test [PYTEST ARGS]         the test suite (what CI runs)
 #   bash run.sh test-sanitized [ARGS]      the suite under ASan + UBSan (CI runs it too)
 #   bash run.sh fuzz [SECONDS]             fuzz the reader (atheris), 120 s by default
@@ -39,7 +39,7 @@ shift || true
 case "$command" in
     bench)
         ensure_env
-        exec .venv/bin/python -m dctload.bench "$@"
+        exec .venv/bin/dctload bench "$@"
         ;;
     test)
         ensure_env

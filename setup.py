@@ -59,12 +59,13 @@ if os.environ.get("DCTLOAD_SANITIZE"):
 
 setup(
     name="dctload",
-    version="0.1.0",
+    version="0.2.0",
     description="Quantized JPEG DCT coefficients for PyTorch, straight from JPEG bytes",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["dctload", "dctload.*", "nets", "nets.*"]),
+    packages=find_packages(include=["dctload", "dctload.*", "nets", "nets.*", "bench"]),
+    package_data={"bench": ["floor.c"]},
     ext_modules=[
         Extension(
             "dctload._reader",
@@ -82,10 +83,19 @@ setup(
     install_requires=["numpy>=1.24"],
     extras_require={
         "torch": ["torch>=2.1", "torchvision>=0.16"],
-        "bench": ["pillow>=10", "scikit-image>=0.21", "jpeglib>=1.0", "tqdm>=4.60"],
+        "bench": ["pillow>=10", "scikit-image>=0.21", "jpeglib>=1.0", "tqdm>=4.60", "matplotlib>=3.6"],
         "test": ["pytest>=7", "hypothesis>=6", "pillow>=10.2", "jpeglib>=1.0", "psutil>=5"],
         "train": ["tqdm>=4.60", "matplotlib>=3.6", "tensorboard>=2.12"],
         "dali": ["nvidia-dali-cuda120>=1.30"],
     },
-    entry_points={"console_scripts": ["dctload = dctload.cli:main"]},
+    entry_points={
+        "console_scripts": ["dctload = dctload.cli:main"],
+        # Commands of the repository's other packages: dctload's CLI finds them here and imports neither.
+        "dctload.commands": [
+            "bench = bench.report:main",
+            "train = nets.train:main",
+            "evaluate = nets.evaluate:main",
+            "plot = nets.plot:main",
+        ],
+    },
 )

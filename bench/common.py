@@ -18,7 +18,8 @@ import time
 from importlib import metadata
 from typing import Callable
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+#: Where results go by default: outside the source tree, in the current directory.
+RESULTS = pathlib.Path(os.environ.get("DCTLOAD_BENCH_RESULTS", "dctload-bench"))
 
 
 def machine() -> dict:
@@ -84,8 +85,8 @@ def interleaved(contestants: dict[str, Callable[[], float]], rounds: int, progre
 
 def prefetch_depth(loader) -> int:
     """Batches ``loader`` may have ready before they are asked for: a DataLoader's (also
-    the one inside dctload.gpu.GPULoader) workers x prefetch_factor; DALI's CPU and GPU
-    queues (dctload.dali.DALILoader)."""
+    the one inside a ``dctload.loader`` built on one) workers x prefetch_factor; DALI's
+    CPU and GPU queues (the ``dali`` backends)."""
     import torch
 
     inner = getattr(loader, "loader", loader)
@@ -109,7 +110,7 @@ PREFETCH_FACTOR = 4
 def worker_headroom(workers: int) -> int:
     """Batches a pass needs beyond its timed ones for :func:`steady_state`: the first
     batch and the largest backlog of the benchmarks' loaders (PREFETCH_FACTOR per worker,
-    more than GPULoader's and DALI's)."""
+    more than the GPU backends' and DALI's)."""
     return 1 + PREFETCH_FACTOR * max(workers, 1)
 
 
@@ -168,8 +169,11 @@ def print_table(header: list[str], rows: list[list]) -> str:
 
 
 def write_json(name: str, payload: dict) -> pathlib.Path:
-    """Writes ``payload`` to ``bench/results/<name>.json`` (``name`` may be a path)."""
-    path = RESULTS / f"{name}.json"
+    """Writes ``payload`` to ``<name>.json``: under :data:`RESULTS` for a bare name, as
+    given for a path (``--out bench/results/x`` updates the committed results)."""
+    path = pathlib.Path(f"{name}.json")
+    if len(path.parts) == 1:
+        path = RESULTS / path
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
@@ -212,7 +216,7 @@ def parse_data_arguments(description: str, name: str, argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--limit", type=int, default=0, help="use at most this many files")
     parser.add_argument("--quick", action="store_true", help="2 rounds over at most 100 files")
-    parser.add_argument("--out", help=f"result name under bench/results/ (default {name}-<folder>)")
+    parser.add_argument("--out", help=f"result file, without .json (default: dctload-bench/{name}-<folder>)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.limit = 2, args.limit or 100
@@ -229,10 +233,10 @@ def labelled_samples(files, images: int, repeat: int = 1) -> list[tuple[str, int
 def folder_label(folder) -> str:
     """How results name a data folder without this machine's paths: the default data set
     by its name, ``../shared/data`` by its place beside the repository, others as given."""
-    from dctload import datasets
+    from dctload import synthetic
 
     folder = pathlib.Path(folder).resolve()
-    if folder.is_relative_to(datasets.cache_dir().resolve()):
+    if folder.is_relative_to(synthetic.cache_dir().resolve()):
         return f"default data set ({folder.name})"
     parts = folder.parts
     for i in range(len(parts) - 1):
@@ -244,10 +248,11 @@ def folder_label(folder) -> str:
 def readable_files(args, **read_options) -> tuple[pathlib.Path, list[pathlib.Path], list[str]]:
     """(folder, the files dctload reads with ``read_options``, "name: reason" of the others)."""
     import dctload
-    from dctload import datasets
+    from dctload import synthetic
+    from dctload.folder import list_jpegs
 
-    folder = pathlib.Path(args.folder) if args.folder else datasets.default_dataset()
-    candidates = datasets.list_jpegs(folder)
+    folder = pathlib.Path(args.folder) if args.folder else synthetic.default_dataset()
+    candidates = list_jpegs(folder)
     if args.limit:
         candidates = candidates[: args.limit]
     files, refused = [], []

@@ -1,13 +1,13 @@
 """Loader benchmark: images/s of whole training loaders, DCT against RGB, side by side.
 
-    python bench/loaders.py [FOLDER] [--workers 1,2,4] [--rounds N] [--limit N] [--quick]
+    python -m bench.loaders [FOLDER] [--workers 1,2,4] [--rounds N] [--limit N] [--quick]
 
-CPU loaders (DataLoader workers, one torch thread each, batches of 64, persistent
-workers), for each worker count: dctload's train recipe (DCTImageFolder:
-RandomResizedCrop(224) + flip -> (y, cbcr)) against torchvision's (decode_jpeg +
-transforms.v2, what nets.train gives resnet50). Where CUDA is present, the GPU paths too,
-batches of 256 on the device: dctload.gpu's 'coefficients' (exact DCT-domain resampling on
-the GPU) and 'nvjpeg', and dctload.dali's 'dali' (nvJPEG pixels -> GPU DCT) and
+CPU loaders (``dctload.loader``'s ``cpu`` backend: DataLoader workers, one torch thread
+each, batches of 64, workers started in each timed pass), for each worker count, from one
+``dctload.Recipe`` (RandomResizedCrop(224) + flip): DCT output against RGB output
+(decode_jpeg + transforms.v2, what nets.train gives resnet50). Where CUDA is present, the GPU paths too,
+batches of 256 on the device, every GPU backend of ``dctload.loader``: 'coefficients' (exact
+DCT-domain resampling on the GPU), 'nvjpeg', 'dali' (nvJPEG pixels -> GPU DCT) and
 'dali-hybrid' against DALI's plain RGB pipeline, 'dali' and DALI RGB also with every
 image on the hardware JPEG decoder (hw_decoder_load=1), timed in steady state
 (``common.steady_state``) over three bursts of the worker pool. Target (issue 8): the
@@ -15,7 +15,7 @@ DCT conversion adds at most 10% to the RGB DALI pipeline's time per batch. CPU t
 (issue 27): DCT at least 1.5x RGB with 2 workers, the in-process threaded DCT loader
 (DataLoader without workers; the batch path's C threads use every core) at least 1.5x
 RGB with as many workers as cores, and 2 DCT workers at least 1.8x one. Writes
-bench/results/loaders-<folder name>[-<gpu>].json.
+dctload-bench/loaders-<folder name>[-<gpu>].json.
 """
 
 from __future__ import annotations
@@ -26,14 +26,15 @@ import pathlib
 import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+if __package__ in (None, ""):  # run as a file (python bench/loaders.py): import the bench package beside it
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import common  # noqa: E402
+from bench import common  # noqa: E402
 
 import torch  # noqa: E402
 
 import dctload  # noqa: E402
-from nets import data as loaders  # noqa: E402
+from dctload.packets import collate_packets  # noqa: E402
 
 TARGET = ("DALI DCT adds <= 10% to DALI RGB's time per batch", "dali (dct)", "dali (rgb)", 1.10, "<=")
 
@@ -49,84 +50,50 @@ def cpu_targets(cores: int) -> list:
 IN_PROCESS = "dct, in-process threaded"
 
 
-class Files(torch.utils.data.Dataset):
-    """(path, target) samples through torchvision's RGB recipe (decode_jpeg + v2)."""
-
-    def __init__(self, samples, transform):
-        self.samples, self.transform = samples, transform
-
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, i):
-        path, target = self.samples[i]
-        return self.transform(loaders.decode_rgb(str(path))), target
+def cpu_loader(samples, dct: bool, workers: int, batch: int, recipe=None):
+    """The ``cpu`` backend as nets.train builds it, DCT or RGB from one recipe (default:
+    the train recipe at 224), its workers started afresh in each pass (not persistent:
+    an idle contestant's workers must not prefetch in another's time)."""
+    return dctload.loader(samples, "cpu", recipe or dctload.Recipe(), batch_size=batch, workers=workers,
+                          output="dct" if dct else "rgb", on_error="skip" if dct else "raise",
+                          prefetch_factor=common.PREFETCH_FACTOR, persistent_workers=False)
 
 
-def cpu_loader(samples, dct: bool, workers: int, batch: int, size: int = 224):
-    if dct:
-        dataset = dctload.DCTImageFolder.from_samples(samples, loaders.dct_transform(True, size), on_error="skip")
-    else:
-        dataset = Files(samples, loaders.rgb_transform(True, size))
-    return worker_loader(dataset, loaders.collate_for(dct), workers, batch)
-
-
-def packet_loader(samples, workers: int, batch: int, size: int = 224):
-    """The host side of dctload.gpu's 'coefficients' backend: workers entropy-decode, draw
-    the train recipe and ship sparse packets (``collate_packets``); the GPU's part, the
-    resampling, is left out."""
-    from dctload import gpu
-
-    return worker_loader(packet_dataset(samples, size), gpu.collate_packets, workers, batch)
-
-
-def packet_dataset(samples, size: int = 224):
-    from dctload import gpu, transforms
-
-    return dctload.DCTImageFolder.from_samples(samples, transforms.imagenet(True, size, last=gpu.ToPacket()),
-                                               on_error="skip")
+def packet_loader(samples, workers: int, batch: int):
+    """The host side of the 'coefficients' backend: workers entropy-decode, draw the
+    train recipe and ship sparse packets; the GPU's part, the resampling, is left out."""
+    coefficients = dctload.loader(samples, "coefficients", dctload.Recipe(), batch_size=batch, workers=workers,
+                                  device="cpu", on_error="skip", prefetch_factor=common.PREFETCH_FACTOR,
+                                  persistent_workers=False)
+    return coefficients.loader
 
 
 def packet_kilobytes(samples, batch: int) -> dict:
     """Kilobytes per image of a batch of packets, shipped (sparse) and as dense blocks."""
-    from dctload import gpu
-
-    dataset = packet_dataset(samples[:batch])
+    dataset = packet_loader(samples[:batch], 0, batch).dataset
     packets = [dataset[i][0] for i in range(len(dataset))]
-    packed = gpu.collate_packets(packets)
+    packed = collate_packets(packets)
     dense = sum(p[k].numel() * 2 for p in packets for k in range(3))
     shipped = sum(t.numel() * t.element_size() for t in packed)
     return {"shipped_kb_per_image": shipped / len(packets) / 1e3, "dense_kb_per_image": dense / len(packets) / 1e3}
 
 
-def worker_loader(dataset, collate, workers: int, batch: int):
-    return torch.utils.data.DataLoader(
-        dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True, persistent_workers=False,
-        collate_fn=collate, worker_init_fn=lambda _: torch.set_num_threads(1),
-        prefetch_factor=common.PREFETCH_FACTOR if workers else None)
-
-
 def gpu_loaders(samples, batch: int, workers: int) -> dict:
-    from dctload.gpu import GPULoader
+    """Every GPU backend, and DALI's RGB baseline, from one training recipe."""
+    recipe = dctload.Recipe()
 
-    out = {
-        "coefficients (dct)": GPULoader(samples, "coefficients", batch_size=batch, workers=workers),
-        "nvjpeg (dct)": GPULoader(samples, "nvjpeg", batch_size=batch, workers=workers),
-    }
+    def make(backend, **options):
+        return dctload.loader(samples, backend, recipe, batch_size=batch, workers=workers, **options)
+
+    out = {"coefficients (dct)": make("coefficients"), "nvjpeg (dct)": make("nvjpeg")}
     try:
-        from dctload.dali import DALILoader
-    except ImportError:
-        return out
-    common_args = dict(train=True, batch_size=batch, num_threads=workers, device_id=torch.cuda.current_device())
-    try:
-        out["dali (dct)"] = DALILoader(samples, "dali", **common_args)
-        out["dali (rgb)"] = DALILoader(samples, "dali", output="rgb", **common_args)
-        out["dali-hybrid (dct)"] = DALILoader(samples, "dali-hybrid", **common_args)
+        out["dali (dct)"] = make("dali")
+        out["dali (rgb)"] = make("dali", output="rgb")
+        out["dali-hybrid (dct)"] = make("dali-hybrid")
         # nvJPEG's default hands 65% of images to the hardware decoder; the rest are
         # decoded partly on the SMs that the training step needs.
-        out["dali, hardware decoder (dct)"] = DALILoader(samples, "dali", hw_decoder_load=1.0, **common_args)
-        out["dali, hardware decoder (rgb)"] = DALILoader(samples, "dali", output="rgb", hw_decoder_load=1.0,
-                                                         **common_args)
+        out["dali, hardware decoder (dct)"] = make("dali", hw_decoder_load=1.0)
+        out["dali, hardware decoder (rgb)"] = make("dali", output="rgb", hw_decoder_load=1.0)
     except ImportError as exc:
         print(f"DALI left out: {exc}")
     return out
@@ -156,7 +123,7 @@ def parse(argv):
     parser.add_argument("--quick", action="store_true", help="1 round, 2 batches per loader")
     parser.add_argument("--repeat", type=int, default=1, help="list every file this many times (longer passes)")
     parser.add_argument("--no-gpu", action="store_true")
-    parser.add_argument("--out", help="result name under bench/results/")
+    parser.add_argument("--out", help="result file, without .json (default: under dctload-bench/)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.steps = 1, args.steps or 3

@@ -1,11 +1,11 @@
 """Model benchmark: parameters, GFLOPs and forward throughput of every nets/ model.
 
-    python bench/models.py [--device cpu|cuda|all] [--rounds N] [--models a,b] [--quick]
+    python -m bench.models [--device cpu|cuda|all] [--rounds N] [--models a,b] [--quick]
 
 CPU: inference mode, channels_last, batch 16, float32, all torch threads. GPU (where
 available): bf16 autocast, channels_last, batch 256. DCT models get the dctload batch
 contract for a 224x224 image, resnet50 a 3x224x224 image. Rounds interleave the models;
-ratios to resnet50 are taken within a round. Writes bench/results/models-<device>.json.
+ratios to resnet50 are taken within a round. Writes dctload-bench/models-<device>.json.
 Target (issue 4): late_concat_rfa_thinner at least 1.77x resnet50's forward throughput
 on the GPU (the paper's headline), the CPU ratio reported beside it.
 """
@@ -17,9 +17,10 @@ import pathlib
 import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+if __package__ in (None, ""):  # run as a file (python bench/models.py): import the bench package beside it
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import common  # noqa: E402
+from bench import common  # noqa: E402
 
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="", help="comma-separated models (default: all; --quick: the two "
                         "of the target)")
     parser.add_argument("--quick", action="store_true", help="1 round, fewer iterations, the target's two models")
-    parser.add_argument("--out", help="result name under bench/results/ (one --device only; default models-<device>)")
+    parser.add_argument("--out", help="result file, without .json (one --device only; default dctload-bench/models-<device>)")
     args = parser.parse_args(argv)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     if "cuda" in devices and not torch.cuda.is_available():

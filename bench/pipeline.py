@@ -1,6 +1,6 @@
 """Pipeline benchmark: DCT-domain train/validation recipes against torchvision's, side by side.
 
-    python bench/pipeline.py [FOLDER] [--rounds N] [--limit N] [--quick]
+    python -m bench.pipeline [FOLDER] [--rounds N] [--limit N] [--quick]
 
 Per image, from the file's bytes in memory to a normalized float tensor, one process,
 one torch thread (images/s per core):
@@ -12,9 +12,9 @@ Pillow + torchvision.transforms and torchvision.io.decode_jpeg + transforms.v2; 
 floors: entropy decoding of whole files, and the crop-aware decoding of the train
 recipe's boxes alone; resampling alone (to_tensor on coefficients already read, and its
 C kernel alone). Then
-the train recipe through a DataLoader over DCTImageFolder with 1 and 2 workers (batches
-of 32, persistent workers, one torch thread each). Writes
-bench/results/pipeline-<folder name>.json. Targets (issue 27): train batch path at least
+the train recipe through ``dctload.loader`` (backend ``cpu``) with 1 and 2 workers
+(batches of 32, persistent workers, one torch thread each). Writes
+dctload-bench/pipeline-<folder name>.json. Targets (issue 27): train batch path at least
 1.5x decode_jpeg + v2 and within 1.25x of its crop-aware decoding; validation batch path
 at least 1.5x decode_jpeg + v2 and 2.0x Pillow; resampling at most 0.25 ms per train
 image; 2 workers at least 1.8x one.
@@ -25,11 +25,11 @@ from __future__ import annotations
 import io
 import pathlib
 import sys
-import tempfile
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+if __package__ in (None, ""):  # run as a file (python bench/pipeline.py): import the bench package beside it
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import common  # noqa: E402
+from bench import common  # noqa: E402
 
 import dctload  # noqa: E402
 
@@ -46,18 +46,17 @@ RESAMPLE_TARGET_MS = 0.25
 
 
 def recipes():
-    """(train, val) dctload transforms, normalized with unit statistics (same cost as real ones)."""
+    """(train, val) dctload transforms of the recipes at 224, normalized with unit
+    statistics (same cost as real ones)."""
     import torch
 
-    import dctload.transforms as T
+    from dctload.batch import Normalize
 
-    normalize = T.Normalize((torch.zeros(64), torch.zeros(128)), (torch.ones(64), torch.ones(128)))
-    train = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor(), normalize])
-    val = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), normalize])
-    return train, val
+    normalize = Normalize((torch.zeros(64), torch.zeros(128)), (torch.ones(64), torch.ones(128)))
+    return dctload.Recipe().dct_transform(normalize), dctload.Recipe.val().dct_transform(normalize)
 
 
-def contestants(files: list[pathlib.Path], datas: list[bytes], root: pathlib.Path) -> dict:
+def contestants(files: list[pathlib.Path], datas: list[bytes]) -> dict:
     import torch
     import torchvision.io
     import torchvision.transforms as v1
@@ -67,9 +66,8 @@ def contestants(files: list[pathlib.Path], datas: list[bytes], root: pathlib.Pat
 
     import dctload.transforms as T
     from dctload import fused
+    from dctload.pixels import IMAGENET_MEAN, IMAGENET_STD
     from dctload.transforms import functional as F
-
-    from nets.data import IMAGENET_MEAN, IMAGENET_STD, rgb_transform
 
     torch.set_num_threads(1)
     tensors = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
@@ -78,7 +76,7 @@ def contestants(files: list[pathlib.Path], datas: list[bytes], root: pathlib.Pat
                             v1.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     pil_val = v1.Compose([v1.Resize(256), v1.CenterCrop(224), v1.ToTensor(), v1.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     # torchvision's ImageNet recipe on decode_jpeg's tensors: the one nets.train gives resnet50
-    v2_train, v2_val = rgb_transform(train=True, size=224), rgb_transform(train=False, size=224)
+    v2_train, v2_val = dctload.Recipe().rgb_transform(), dctload.Recipe.val().rgb_transform()
 
     def each(step, items):
         def one_pass():
@@ -135,14 +133,11 @@ def contestants(files: list[pathlib.Path], datas: list[bytes], root: pathlib.Pat
     def tv(recipe):
         return lambda t: recipe(torchvision.io.decode_jpeg(t, mode=torchvision.io.ImageReadMode.RGB))
 
-    dataset = dctload.DCTImageFolder(root, transform=train)
+    samples = [(str(f), 0) for f in files]
 
     def loader(workers):
-        batches = torch.utils.data.DataLoader(
-            dataset, batch_size=32, shuffle=True, num_workers=workers, persistent_workers=True,
-            collate_fn=dctload.collate, worker_init_fn=lambda _: torch.set_num_threads(1),
-            prefetch_factor=common.PREFETCH_FACTOR,
-        )
+        batches = dctload.loader(samples, "cpu", dctload.Recipe(), batch_size=32, workers=workers,
+                                 prefetch_factor=common.PREFETCH_FACTOR)
 
         def one_pass():
             for _ in batches:
@@ -175,12 +170,7 @@ def main(argv=None) -> int:
         return 1
     datas = [f.read_bytes() for f in files]
     print(f"{len(files)} files from {folder} ({len(refused)} refused, left out), {args.rounds} rounds")
-    with tempfile.TemporaryDirectory() as tmp:
-        root = pathlib.Path(tmp)
-        (root / "all").mkdir()  # DCTImageFolder wants class folders: one, of links
-        for i, f in enumerate(files):
-            (root / "all" / f"{i:06d}{f.suffix}").symlink_to(f.resolve())
-        times = common.interleaved(contestants(files, datas, root), args.rounds)
+    times = common.interleaved(contestants(files, datas), args.rounds)
     figures, table = common.figures_table(times, len(files), "train: dctload", "pipeline")
     print()
     results = common.report_targets(times, TARGETS)

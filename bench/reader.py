@@ -1,14 +1,15 @@
 """Reader benchmark: dctload against the libjpeg floor and RGB decoders, side by side.
 
-    python bench/reader.py [FOLDER] [--rounds N] [--limit N] [--quick]
+    python -m bench.reader [FOLDER] [--rounds N] [--limit N] [--quick]
 
-FOLDER defaults to the built-in default data set (dctload.datasets). Every contestant
+FOLDER defaults to the built-in default data set (dctload.synthetic). Every contestant
 decodes the same files held in memory (jpeglib needs paths: it reads the files), one
 thread unless named otherwise; each decodes one image at a time and drops it (the
 2-thread reader: batches of 32 through read_batch, each image dropped in its thread),
 after one untimed warm-up pass. "batch kept" holds each batch of 32 until the batch is
-done, which costs page faults under glibc's default malloc settings. Prints a table with ratios and writes
-bench/results/reader-<folder name>.json. Targets (issue 2): dctload within 1.10x of the
+done, which costs page faults under glibc's default malloc settings. Prints a table with
+ratios and writes dctload-bench/reader-<folder name>.json. Targets (issue 2): dctload
+within 1.10x of the
 floor, at least 1.3x faster than torchvision.io.decode_jpeg, at least 3x faster than
 jpeglib, and 2 threads at least 1.8x one thread.
 """
@@ -22,15 +23,15 @@ import shutil
 import subprocess
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+if __package__ in (None, ""):  # run as a file (python bench/reader.py): import the bench package beside it
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import common  # noqa: E402
+from bench import common  # noqa: E402
 
 import dctload  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 FLOOR_SOURCE = HERE / "floor.c"
-FLOOR_BINARY = HERE / "build" / "floor"
 BATCH = 32  # images a batch for the 2-thread reader
 TARGETS = (  # (name, numerator, denominator, bound, comparison)
     ("dctload within 1.10x of the floor", "dctload (1 thread)", "libjpeg floor (C)", 1.10, "<="),
@@ -43,15 +44,19 @@ CEILING = ("libjpeg floor (C)", "libjpeg floor (C, 2 processes)")
 
 
 def build_floor() -> pathlib.Path | None:
-    """Compiles bench/floor.c (cached); None when no C compiler is at hand."""
-    if FLOOR_BINARY.exists() and FLOOR_BINARY.stat().st_mtime >= FLOOR_SOURCE.stat().st_mtime:
-        return FLOOR_BINARY
+    """Compiles bench/floor.c (cached beside the default data set); None when no C
+    compiler is at hand."""
+    from dctload.synthetic import cache_dir
+
+    binary = cache_dir() / "bench" / "floor"
+    if binary.exists() and binary.stat().st_mtime >= FLOOR_SOURCE.stat().st_mtime:
+        return binary
     compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if compiler is None:
         return None
-    FLOOR_BINARY.parent.mkdir(exist_ok=True)
-    subprocess.run([compiler, "-O2", "-o", str(FLOOR_BINARY), str(FLOOR_SOURCE), "-ljpeg"], check=True)
-    return FLOOR_BINARY
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([compiler, "-O2", "-o", str(binary), str(FLOOR_SOURCE), "-ljpeg"], check=True)
+    return binary
 
 
 def contestants(files: list[pathlib.Path], datas: list[bytes]) -> dict:

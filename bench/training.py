@@ -1,18 +1,18 @@
 """End-to-end training benchmark: loader + forward + backward + optimizer step, DCT against RGB.
 
-    python bench/training.py [FOLDER] [--device cpu|cuda] [--rounds N] [--steps N] [--quick]
+    python -m bench.training [FOLDER] [--device cpu|cuda] [--rounds N] [--steps N] [--quick]
 
 late_concat_rfa_thinner on DCT input against resnet50 on RGB input (1000 classes, 224
 px, SGD with momentum, channels_last; bf16 autocast on the GPU), each with every loader
-it can take, side by side in interleaved rounds: on the CPU, a DataLoader (dctload's
-DCTImageFolder; decode_jpeg + transforms.v2) loading in the step's process and with one
-worker; on the GPU, DataLoader workers, dctload.gpu's and dctload.dali's paths and DALI's
-RGB pipeline ('dali' and DALI RGB also with nvJPEG's hardware decoder taking every
-image, ``bench/loaders.py``). The ratio compares each model with its own best loader.
+it can take, side by side in interleaved rounds, every loader from one
+``dctload.Recipe``: on the CPU, ``dctload.loader``'s ``cpu`` backend (DCT and RGB
+output) loading in the step's process and with one worker; on the GPU, also every GPU
+backend and DALI's RGB pipeline ('dali' and DALI RGB also with nvJPEG's hardware
+decoder taking every image, ``bench.loaders``). The ratio compares each model with its own best loader.
 Steps are timed in steady state (``common.steady_state``: start-up and the loader's
 backlog outside the clock; on the GPU, enough steps to span three bursts of the worker
 pool). Target (issue 7): Thinner on DCT at least 1.5x resnet50 on RGB in training
-images/s, GPU and CPU each reported. Writes bench/results/training-<device>.json.
+images/s, GPU and CPU each reported. Writes dctload-bench/training-<device>.json.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ import argparse
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+if __package__ in (None, ""):  # run as a file (python bench/training.py): import the bench package beside it
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import common  # noqa: E402
-import loaders as loader_bench  # noqa: E402
+from bench import common  # noqa: E402
+from bench import loaders as loader_bench  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--quick", action="store_true",
                         help="1 round of 2 CPU steps of 8 images (loading in-process), or 8 GPU steps")
-    parser.add_argument("--out", help="result name under bench/results/")
+    parser.add_argument("--out", help="result file, without .json (default: under dctload-bench/)")
     args = parser.parse_args(argv)
     cuda = args.device == "cuda"
     if cuda and not torch.cuda.is_available():

@@ -14,10 +14,10 @@ pixels, channel ``k = 8 * v + u`` (natural order, ``v`` the vertical frequency).
 grayscale image has all-zero ``cbcr`` (neutral chroma).
 
 Normalization per component and frequency is a separate, explicit step after this
-(:class:`dctload.transforms.Normalize` on the CPU, ``nets.Normalize`` at the front of a
-network for GPU batches): JPEG-DL's requantization must see coefficients in JPEG units.
-A channel subset (:func:`channel_indices`) keeps chosen frequencies; DCT networks take
-the reduced channel counts.
+(:class:`Normalize`: a transform of the CPU recipe, or the first layer of a DCT model for
+GPU batches): JPEG-DL's requantization must see coefficients in JPEG units. A channel
+subset (:func:`channel_indices`, :func:`select_channels`) keeps chosen frequencies; DCT
+networks take the reduced channel counts (:func:`channel_counts`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+from torch import nn
 
 LUMA_CHANNELS = 64
 CHROMA_CHANNELS = 128
@@ -52,6 +53,76 @@ def channel_indices(
         if not 0 <= k < 64:
             raise ValueError(f"frequency index {k} is outside 0-63")
     return torch.tensor(luma), torch.tensor(chroma + [k + 64 for k in chroma])
+
+
+def channel_counts(subset) -> tuple[int, int]:
+    """(luma, chroma) channel counts of a subset: a DCT network's ``in_channels``."""
+    luma, chroma = channel_indices(subset)
+    return len(luma), len(chroma)
+
+
+def select_channels(y: torch.Tensor, cbcr: torch.Tensor, subset) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frequencies of ``subset`` of one sample or a batch, on the tensors' device."""
+    luma, chroma = channel_indices(subset)
+    return y.index_select(-3, luma.to(y.device)), cbcr.index_select(-3, chroma.to(cbcr.device))
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per component and frequency, of one ``(y, cbcr)`` sample or a
+    batch, on any device: a step of a CPU recipe (``transforms.Compose``), or a DCT
+    model's first layer (``nets.DCTModel``) for batches made on a GPU.
+
+    ``mean``, ``std``: (luma, chroma) values, 64 and 128 for the full contract, e.g. from
+    ``dctload stats FOLDER`` (:func:`dctload.stats.load`); :meth:`select` keeps a
+    channel subset's."""
+
+    def __init__(self, mean: Sequence, std: Sequence):
+        super().__init__()
+        for name, values in (("y_mean", mean[0]), ("cbcr_mean", mean[1]), ("y_std", std[0]), ("cbcr_std", std[1])):
+            self.register_buffer(name, torch.as_tensor(values, dtype=torch.float32).reshape(-1).clone())
+        if self.y_mean.shape != self.y_std.shape or self.cbcr_mean.shape != self.cbcr_std.shape:
+            raise ValueError(f"mean and std differ in length: {tuple(self.y_mean.shape)} against "
+                             f"{tuple(self.y_std.shape)}, {tuple(self.cbcr_mean.shape)} against {tuple(self.cbcr_std.shape)}")
+        if not bool((self.y_std > 0).all() and (self.cbcr_std > 0).all()):
+            raise ValueError("std must be positive")
+
+    def select(self, subset) -> "Normalize":
+        """The statistics of a channel subset (:func:`channel_indices`), for batches that
+        carry only those channels."""
+        luma, chroma = channel_indices(subset)
+        return Normalize((self.y_mean[luma], self.cbcr_mean[chroma]), (self.y_std[luma], self.cbcr_std[chroma]))
+
+    def _statistics(self, y: torch.Tensor, cbcr: torch.Tensor):
+        for x, m in ((y, self.y_mean), (cbcr, self.cbcr_mean)):
+            if x.shape[-3] != m.shape[0]:
+                raise ValueError(f"statistics for {m.shape[0]} channels given to {x.shape[-3]} channels; "
+                                 "normalize before selecting channels, or use Normalize.select")
+        return ((self.y_mean[:, None, None], self.y_std[:, None, None]),
+                (self.cbcr_mean[:, None, None], self.cbcr_std[:, None, None]))
+
+    def forward(self, y, cbcr: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``normalize(y, cbcr)`` (a model's layer) or ``normalize((y, cbcr))`` (a transform)."""
+        if cbcr is None:
+            y, cbcr = y
+        (ym, ys), (cm, cs) = self._statistics(y, cbcr)
+        return (y - ym) / ys, (cbcr - cm) / cs
+
+    @torch.no_grad()
+    def normalize_(self, y: torch.Tensor, cbcr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """In place, for a batch its caller owns (shared memory stays shared)."""
+        for x, (m, s) in zip((y, cbcr), self._statistics(y, cbcr)):
+            x.sub_(m).div_(s)
+        return y, cbcr
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints before 0.2 kept the statistics as (1, C, 1, 1).
+        for name in ("y_mean", "cbcr_mean", "y_std", "cbcr_std"):
+            if prefix + name in state_dict:
+                state_dict[prefix + name] = state_dict[prefix + name].reshape(-1)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return f"{self.y_mean.shape[0]} + {self.cbcr_mean.shape[0]} channels"
 
 
 def check(y: torch.Tensor, cbcr: torch.Tensor) -> None:

@@ -1,58 +1,57 @@
-"""The ``dctload`` command: one entry point for the library's tools.
+"""The ``dctload`` command (also ``python -m dctload``): one entry point for the tools.
 
-    dctload bench [FOLDER] [--quick]               the DCT-vs-RGB throughput report
-    dctload stats FOLDER [--out stats.json]       normalization statistics
-    dctload train ROOT --output RUN [...]          python -m nets.train
-    dctload evaluate CHECKPOINT [...]              python -m nets.evaluate
-    dctload plot RUN [...]                         python -m nets.plot
-    dctload make-shapes ROOT [--classes N ...]     a labelled JPEG folder of procedural shapes
+dctload's own commands are listed here; packages installed beside it add theirs through
+the ``dctload.commands`` entry-point group (this repository's ``bench`` adds ``bench``,
+and ``nets`` adds ``train``, ``evaluate`` and ``plot``), so dctload imports neither.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
+from importlib import import_module, metadata
 
-
-def make_shapes(argv) -> int:
-    from . import datasets
-
-    parser = argparse.ArgumentParser(prog="dctload make-shapes", description=datasets.make_shapes.__doc__.split("\n")[0])
-    parser.add_argument("root")
-    parser.add_argument("--classes", type=int, default=4)
-    parser.add_argument("--train-per-class", type=int, default=150)
-    parser.add_argument("--val-per-class", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
-    options = parser.parse_args(argv)
-    print(datasets.make_shapes(options.root, options.classes, options.train_per_class, options.val_per_class,
-                               seed=options.seed))
-    return 0
-
-
-def _module_main(name: str):
-    def run(argv) -> int:
-        import importlib
-
-        return importlib.import_module(name).main(argv)
-    return run
-
-
-COMMANDS = {
-    "bench": _module_main("dctload.bench"),
-    "stats": _module_main("dctload.stats"),
-    "train": _module_main("nets.train"),
-    "evaluate": _module_main("nets.evaluate"),
-    "plot": _module_main("nets.plot"),
-    "make-shapes": make_shapes,
+#: name -> (module with main(argv), one line of help)
+BUILT_IN = {
+    "stats": ("dctload.stats", "per-frequency normalization statistics of a folder"),
+    "make-shapes": ("dctload.synthetic", "a labelled JPEG folder of procedural shapes (a quick training set)"),
 }
+#: One line of help for the commands of this repository's other packages.
+KNOWN_PLUGINS = {
+    "bench": "the DCT-vs-RGB throughput report (default data set or a folder)",
+    "train": "train a DCT-input ResNet (or the RGB baseline) on an ImageFolder tree",
+    "evaluate": "top-1/top-5 of a training checkpoint",
+    "plot": "curves of a training run",
+}
+
+
+def plugins() -> dict[str, metadata.EntryPoint]:
+    return {ep.name: ep for ep in metadata.entry_points(group="dctload.commands")}
+
+
+def usage(commands: dict[str, str]) -> str:
+    width = max(map(len, commands))
+    lines = [f"  {name.ljust(width)}  {text}" for name, text in commands.items()]
+    return ("usage: dctload COMMAND [ARGS...]   (dctload COMMAND --help for its options)\n\n"
+            "frequency-domain JPEG data loading for PyTorch\n\ncommands:\n" + "\n".join(lines) + "\n")
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print(__doc__, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    return COMMANDS[argv[0]](argv[1:]) or 0
+    found = plugins()
+    commands = {name: text for name, (_, text) in BUILT_IN.items()}
+    commands.update({name: KNOWN_PLUGINS.get(name, f"from {ep.value.split(':')[0]}") for name, ep in found.items()})
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage(commands), file=sys.stdout if argv else sys.stderr, end="")
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name in BUILT_IN:
+        return import_module(BUILT_IN[name][0]).main(rest) or 0
+    if name in found:
+        return found[name].load()(rest) or 0
+    missing = f" (installed with the repository's {'bench' if name == 'bench' else 'nets'} package: pip install .)" \
+        if name in KNOWN_PLUGINS else ""
+    print(f"dctload: unknown command {name!r}{missing}\n\n" + usage(commands), file=sys.stderr, end="")
+    return 2
 
 
 if __name__ == "__main__":

@@ -28,21 +28,44 @@ def dct_matrix(n: int = BLOCK) -> np.ndarray:
     return d
 
 
-def blockwise_dct(plane: np.ndarray) -> np.ndarray:
-    """8x8 DCT of a (H, W) plane whose sides are multiples of 8 -> (H/8, W/8, 64)."""
-    h, w = plane.shape
-    blocks = plane.reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).transpose(0, 2, 1, 3)
-    d = dct_matrix()
+def _constant(array: np.ndarray, like):
+    """``array`` as ``like``'s kind: numpy as is, torch on its device in its float dtype."""
+    if isinstance(like, np.ndarray):
+        return array
+    import torch
+
+    return torch.tensor(array, dtype=like.dtype if like.is_floating_point() else torch.float32, device=like.device)
+
+
+def _floating(x):
+    if isinstance(x, np.ndarray):
+        return x.astype(np.float64, copy=False)
+    return x if x.is_floating_point() else x.float()
+
+
+def blockwise_dct(planes):
+    """8x8 DCT of (..., H, W) planes whose sides are multiples of 8 -> (..., H/8, W/8, 64),
+    the reader's block layout (:func:`dctload.pixels.to_coefficients` gives the batch contract's).
+    numpy arrays or torch tensors (any device, differentiable); level shifting is the caller's."""
+    *lead, h, w = planes.shape
+    if h % BLOCK or w % BLOCK:
+        raise ValueError(f"planes of {h}x{w} are not whole 8x8 blocks")
+    planes = _floating(planes)
+    blocks = planes.reshape(*lead, h // BLOCK, BLOCK, w // BLOCK, BLOCK).swapaxes(-3, -2)
+    d = _constant(dct_matrix(), planes)
     coefs = d @ blocks @ d.T  # rows: vertical frequency v, columns: horizontal u
-    return coefs.reshape(h // BLOCK, w // BLOCK, BLOCK * BLOCK)
+    return coefs.reshape(*lead, h // BLOCK, w // BLOCK, BLOCK * BLOCK)
 
 
-def blockwise_idct(coefs: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`blockwise_dct`: (hb, wb, 64) -> (8 hb, 8 wb) plane."""
-    hb, wb, _ = coefs.shape
-    d = dct_matrix()
-    blocks = d.T @ coefs.reshape(hb, wb, BLOCK, BLOCK) @ d
-    return blocks.transpose(0, 2, 1, 3).reshape(hb * BLOCK, wb * BLOCK)
+def blockwise_idct(coefs):
+    """Inverse of :func:`blockwise_dct`: (..., hb, wb, 64) -> (..., 8 hb, 8 wb) planes."""
+    *lead, hb, wb, k = coefs.shape
+    if k != BLOCK * BLOCK:
+        raise ValueError(f"expected 64 coefficients per block, got {k}")
+    coefs = _floating(coefs)
+    d = _constant(dct_matrix(), coefs)
+    blocks = d.T @ coefs.reshape(*lead, hb, wb, BLOCK, BLOCK) @ d
+    return blocks.swapaxes(-3, -2).reshape(*lead, hb * BLOCK, wb * BLOCK)
 
 
 def dequantize(coefs: np.ndarray, table: np.ndarray, dtype=np.float32) -> np.ndarray:
@@ -63,11 +86,22 @@ YCBCR_FROM_RGB = np.array([
     [0.5, -0.418687589, -0.081312411],
 ])
 YCBCR_OFFSET = np.array([0.0, 128.0, 128.0])
+RGB_FROM_YCBCR = np.linalg.inv(YCBCR_FROM_RGB)
 
 
-def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """JFIF full-range RGB -> YCbCr, float64 (..., 3)."""
-    return rgb.astype(np.float64) @ YCBCR_FROM_RGB.T + YCBCR_OFFSET
+def rgb_to_ycbcr(rgb, axis: int = -1):
+    """JFIF full-range RGB (0..255) -> YCbCr, colour on ``axis`` (numpy: float64; torch:
+    its float dtype, any device, differentiable)."""
+    rgb = _floating(rgb)
+    matrix, offset = _constant(YCBCR_FROM_RGB, rgb), _constant(YCBCR_OFFSET, rgb)
+    return (rgb.swapaxes(axis, -1) @ matrix.T + offset).swapaxes(axis, -1)
+
+
+def ycbcr_to_rgb(ycbcr, axis: int = -1):
+    """Inverse of :func:`rgb_to_ycbcr` (no rounding, no clamping)."""
+    ycbcr = _floating(ycbcr)
+    inverse, offset = _constant(RGB_FROM_YCBCR, ycbcr), _constant(YCBCR_OFFSET, ycbcr)
+    return ((ycbcr.swapaxes(axis, -1) - offset) @ inverse.T).swapaxes(axis, -1)
 
 
 #: The example tables of the JPEG standard (ITU-T T.81, Annex K.1), natural order.

@@ -1,8 +1,9 @@
-"""``DCTImageFolder``: torchvision's ``ImageFolder`` for DCT coefficients.
+"""``DCTImageFolder``: torchvision's ``ImageFolder`` for DCT coefficients (and
+``DCTFiles``, the same over a given list of ``(path, class index)`` samples).
 
 An ImageNet training script swaps ``ImageFolder`` for ``DCTImageFolder`` and its model
 for a DCT network; ``classes``, ``class_to_idx``, ``samples`` and ``targets`` mean the
-same. Works with DataLoader workers (``persistent_workers``, ``pin_memory``) and
+same. :func:`dctload.loader` builds the whole DataLoader. Works with DataLoader workers (``persistent_workers``, ``pin_memory``) and
 ``DistributedSampler``; pass ``collate_fn=dctload.collate``. A DataLoader fetches whole
 batches (``__getitems__``): with a standard recipe of :mod:`dctload.transforms` they are
 read, cropped and resized in one C call (:mod:`dctload.fused`), with crop-aware decoding.
@@ -13,27 +14,53 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import pathlib
+import secrets
 import tempfile
-from typing import Callable, Literal
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import torch
-from torchvision.datasets import DatasetFolder
+from torchvision.datasets.folder import find_classes, make_dataset
 
 from . import fused
 from .batch import FilledBatch
 from .errors import JPEGError
-from .reader import DCTImage, read_coefficients
+from .reader import DEFAULT_MAX_PIXELS, DCTImage, read_coefficients
 from .transforms import functional as F
 
 log = logging.getLogger("dctload")
 
+#: What a JPEG file is called (case-insensitive), here and in every folder scan.
 JPEG_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif")
 OnError = Literal["raise", "fallback", "skip"]
+ON_ERROR = ("raise", "fallback", "skip")
 
 
-class DCTImageFolder(DatasetFolder):
-    """``root/class_x/xxx.jpg`` -> ``(transform(DCTImage), class index)``.
+def list_jpegs(folder: str | os.PathLike) -> list[pathlib.Path]:
+    """JPEG files under ``folder`` (recursively, sorted), by extension."""
+    return sorted(p for p in pathlib.Path(folder).rglob("*") if p.suffix.lower() in JPEG_EXTENSIONS and p.is_file())
+
+
+def scan(root: str | os.PathLike, is_valid_file: Callable[[str], bool] | None = None,
+         allow_empty: bool = False) -> tuple[list[tuple[str, int]], list[str]]:
+    """ImageFolder's ``(samples, classes)`` of the JPEG files under ``root/class_x/``."""
+    classes, class_to_idx = find_classes(os.fspath(root))
+    samples = make_dataset(os.fspath(root), class_to_idx, None if is_valid_file else JPEG_EXTENSIONS,
+                           is_valid_file, allow_empty)
+    return samples, classes
+
+
+def check_on_error(on_error: str) -> str:
+    if on_error not in ON_ERROR:
+        raise ValueError(f'on_error must be "raise", "fallback" or "skip", not {on_error!r}')
+    return on_error
+
+
+class DCTFiles(torch.utils.data.Dataset):
+    """``(path, class index)`` samples -> ``(transform(DCTImage), class index)``:
+    :class:`DCTImageFolder` without the folder scan (a file list, a flat folder).
+    ``classes`` name the indices (default ``"0"``, ``"1"``...).
 
     ``on_error``: what an unreadable file does (a ``JPEGError`` or ``OSError``):
     ``"raise"`` stops; ``"fallback"`` decodes it with Pillow and computes 4:4:4
@@ -48,50 +75,35 @@ class DCTImageFolder(DatasetFolder):
 
     def __init__(
         self,
-        root: str | os.PathLike,
+        samples: Sequence[tuple[str | os.PathLike, int]],
         transform: Callable | None = None,
         target_transform: Callable | None = None,
-        is_valid_file: Callable[[str], bool] | None = None,
         on_error: OnError = "raise",
         skip_log: str | os.PathLike | None = None,
-        max_pixels: int | None = 89_478_485,
-        allow_empty: bool = False,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
         strict: bool = False,
         num_threads: int | None = None,
+        classes: Sequence[str] | None = None,
     ):
-        if on_error not in ("raise", "fallback", "skip"):
-            raise ValueError(f'on_error must be "raise", "fallback" or "skip", not {on_error!r}')
-        super().__init__(
-            os.fspath(root), loader=self.read, extensions=None if is_valid_file else JPEG_EXTENSIONS,
-            transform=transform, target_transform=target_transform, is_valid_file=is_valid_file,
-            allow_empty=allow_empty,
-        )
-        self.on_error = on_error
+        self.samples = self.imgs = [(os.fspath(path), int(target)) for path, target in samples]
+        self.targets = [t for _, t in self.samples]
+        if classes is None:
+            classes = [str(k) for k in range(max(self.targets, default=-1) + 1)]
+        self.classes = list(classes)
+        self.class_to_idx = {name: k for k, name in enumerate(self.classes)}
+        self.root = os.path.commonpath([os.path.dirname(p) or "." for p, _ in self.samples]) if self.samples else ""
+        self.transform, self.target_transform = transform, target_transform
+        self.on_error = check_on_error(on_error)
         self.max_pixels = max_pixels
         self.strict = strict
         self.num_threads = num_threads
-        if skip_log is None:
-            handle, skip_log = tempfile.mkstemp(prefix="dctload-skipped-", suffix=".tsv")
-            os.close(handle)
+        if skip_log is None:  # named now so that worker processes share it, created at the first record
+            skip_log = os.path.join(tempfile.gettempdir(), f"dctload-skipped-{os.getpid()}-{secrets.token_hex(4)}.tsv")
         self.skip_log = os.fspath(skip_log)
         self._reported = 0
 
-    @classmethod
-    def from_samples(cls, samples, transform: Callable | None = None, **options) -> "DCTImageFolder":
-        """A dataset over given ``(path, class index)`` samples (a file list, a flat
-        folder) instead of a ``root/class_x/`` scan; ``classes`` are the indices' names."""
-        samples = [(os.fspath(path), int(target)) for path, target in samples]
-        if not samples:
-            raise ValueError("no samples given")
-        with tempfile.TemporaryDirectory() as empty:
-            os.mkdir(os.path.join(empty, "0"))
-            dataset = cls(empty, transform=transform, allow_empty=True, **options)
-        dataset.root = os.path.commonpath([os.path.dirname(path) or "." for path, _ in samples])
-        dataset.classes = [str(k) for k in range(max(t for _, t in samples) + 1)]
-        dataset.class_to_idx = {name: k for k, name in enumerate(dataset.classes)}
-        dataset.samples = dataset.imgs = samples
-        dataset.targets = [t for _, t in samples]
-        return dataset
+    def __len__(self) -> int:
+        return len(self.samples)
 
     def read(self, path: str) -> DCTImage:
         """The loader: coefficients of one file (pixels route for non-YCbCr colour spaces)."""
@@ -105,16 +117,19 @@ class DCTImageFolder(DatasetFolder):
             target = self.target_transform(target)
         return image, target
 
-    def _readable(self, index: int) -> tuple[DCTImage, int]:
-        """The image at ``index``, or (``on_error="skip"``) at the next readable index."""
-        for attempt in range(len(self.samples)):
+    def _readable(self, index: int, first: int = 0) -> tuple[DCTImage, int]:
+        """The image at ``index``, or (``on_error="skip"``) at the next readable index.
+        A file is recorded when its own slot fails, not again as a stand-in for
+        another's: each bad file once per pass. ``first``: attempts already made."""
+        for attempt in range(first, len(self.samples)):
             path, target = self.samples[(index + attempt) % len(self.samples)]
             try:
                 image = self._load(path)
             except (JPEGError, OSError) as exc:
                 if self.on_error == "raise":
                     raise
-                self._record(path, exc)
+                if attempt == 0:
+                    self._record(path, exc)
                 continue
             return image, target
         raise RuntimeError(f"no readable file in {self.root}: see {self.skip_log}")
@@ -173,7 +188,7 @@ class DCTImageFolder(DatasetFolder):
             if self.on_error == "raise":
                 raise
             self._record(path, exc)
-        image, target = self._readable(index + 1)
+        image, target = self._readable(index, first=1)
         return F.to_tensor(plan.draw(image)), target
 
     def _load(self, path: str) -> DCTImage:
@@ -223,6 +238,19 @@ class DCTImageFolder(DatasetFolder):
         when = "" if epoch is None else f"epoch {epoch}: "
         log.warning("dctload: %s%d file(s) skipped%s", when, len(new), f" (listed in {self.skip_log})" if new else "")
         return new
+
+
+class DCTImageFolder(DCTFiles):
+    """``root/class_x/xxx.jpg`` -> ``(transform(DCTImage), class index)``, scanned as
+    torchvision's ``ImageFolder`` scans (``is_valid_file``, ``allow_empty``); the other
+    options are :class:`DCTFiles`'."""
+
+    def __init__(self, root: str | os.PathLike, transform: Callable | None = None,
+                 target_transform: Callable | None = None, is_valid_file: Callable[[str], bool] | None = None,
+                 allow_empty: bool = False, **options):
+        samples, classes = scan(root, is_valid_file, allow_empty)
+        super().__init__(samples, transform, target_transform, classes=classes, **options)
+        self.root = os.fspath(root)
 
 
 def _decode_with_pillow(path: str, cause: BaseException, max_pixels: int | None) -> DCTImage:

@@ -1,70 +1,51 @@
-"""Pixels and blockwise DCT coefficients in torch, on any device and differentiable.
+"""Pixels to the batch contract in torch, on any device and differentiable.
 
-The torch counterparts of :mod:`dctload.coefficients`' pixel conversions (same DCT
-matrix, same YCbCr weights): used by the JPEG layer in front of RGB networks
-(``nets.JPEGLayer``) and by the GPU paths that turn decoded pixels into the batch
-contract. Coefficient layout is the contract's: channel ``8 * v + u``.
+Used by the JPEG layer in front of RGB networks (``nets.JPEGLayer``) and by the loader
+backends that decode pixels on a GPU (``nvjpeg``, ``dali``). The maths (DCT matrix,
+YCbCr weights) is :mod:`dctload.coefficients`'; this module only lays it out as the
+contract's channels ``8 * v + u``.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
+import torch.nn.functional as F
 
-from . import coefficients
-from .coefficients import BLOCK, LEVEL_SHIFT
+from .coefficients import LEVEL_SHIFT, blockwise_dct, blockwise_idct, rgb_to_ycbcr
 
 #: torchvision's ImageNet normalization of RGB in 0..1 (RGB networks' input).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _constant(array, like: torch.Tensor) -> torch.Tensor:
-    dtype = like.dtype if like.is_floating_point() else torch.float32
-    return torch.tensor(array, dtype=dtype, device=like.device)
-
-
-def rgb_to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) RGB in 0..255 -> JFIF full-range YCbCr, same layout."""
-    matrix = _constant(coefficients.YCBCR_FROM_RGB, rgb)
-    offset = _constant(coefficients.YCBCR_OFFSET, rgb)
-    return torch.einsum("ij,...jhw->...ihw", matrix, rgb) + offset[:, None, None]
-
-
-def ycbcr_to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`rgb_to_ycbcr` (no rounding, no clamping)."""
-    inverse = _constant(np.linalg.inv(coefficients.YCBCR_FROM_RGB), ycbcr)
-    offset = _constant(coefficients.YCBCR_OFFSET, ycbcr)
-    return torch.einsum("ij,...jhw->...ihw", inverse, ycbcr - offset[:, None, None])
-
-
-def blockwise_dct(planes: torch.Tensor) -> torch.Tensor:
-    """Orthonormal 8x8 DCT-II of (..., H, W) planes (sides multiples of 8) ->
-    (..., 64, H/8, W/8). Level shifting is the caller's (see :func:`to_coefficients`)."""
-    *lead, h, w = planes.shape
-    if h % BLOCK or w % BLOCK:
-        raise ValueError(f"planes of {h}x{w} are not whole 8x8 blocks")
-    d = _constant(coefficients.dct_matrix(), planes)
-    blocks = planes.reshape(*lead, h // BLOCK, BLOCK, w // BLOCK, BLOCK)
-    coefs = torch.einsum("vi,...aibj,uj->...vuab", d, blocks, d)
-    return coefs.reshape(*lead, BLOCK * BLOCK, h // BLOCK, w // BLOCK)
-
-
-def blockwise_idct(coefs: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`blockwise_dct`: (..., 64, hb, wb) -> (..., 8 hb, 8 wb)."""
-    *lead, k, hb, wb = coefs.shape
-    if k != BLOCK * BLOCK:
-        raise ValueError(f"expected 64 coefficients per block, got {k}")
-    d = _constant(coefficients.dct_matrix(), coefs)
-    blocks = torch.einsum("vi,...vuab,uj->...aibj", d, coefs.reshape(*lead, BLOCK, BLOCK, hb, wb), d)
-    return blocks.reshape(*lead, hb * BLOCK, wb * BLOCK)
-
-
 def to_coefficients(samples: torch.Tensor) -> torch.Tensor:
-    """JPEG-unit coefficients of 8-bit samples: the DCT of ``samples - 128``."""
-    return blockwise_dct(samples - LEVEL_SHIFT)
+    """JPEG-unit coefficients of 8-bit samples (the DCT of ``samples - 128``):
+    (..., H, W) -> (..., 64, H/8, W/8)."""
+    return blockwise_dct(samples - LEVEL_SHIFT).movedim(-1, -3)
 
 
 def from_coefficients(coefs: torch.Tensor) -> torch.Tensor:
-    """Samples (unrounded, unclamped) from JPEG-unit coefficients."""
-    return blockwise_idct(coefs) + LEVEL_SHIFT
+    """Samples (unrounded, unclamped) from JPEG-unit coefficients: (..., 64, hb, wb) -> (..., 8 hb, 8 wb)."""
+    return blockwise_idct(coefs.movedim(-3, -1)) + LEVEL_SHIFT
+
+
+def pixels_to_batch(images: torch.Tensor, color: str = "rgb") -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 3, S_h, S_w) RGB or YCbCr samples in 0..255 (any dtype, any device) -> ``(y, cbcr)``.
+
+    Chroma goes to S/2 with the antialiased bilinear filter that the CPU path uses
+    (from the full-resolution chroma a pixel decoder gives). Sides must be multiples of 16.
+    """
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected (B, 3, H, W) images, got {tuple(images.shape)}")
+    b, _, h, w = images.shape
+    if h % 16 or w % 16:
+        raise ValueError(f"image size {h}x{w} is not a multiple of 16 (whole 4:2:0 MCUs)")
+    images = images.float()
+    if color == "rgb":
+        images = rgb_to_ycbcr(images, axis=-3)
+    elif color != "ycbcr":
+        raise ValueError(f'color must be "rgb" or "ycbcr", not {color!r}')
+    y = to_coefficients(images[:, 0])
+    chroma = F.interpolate(images[:, 1:], size=(h // 2, w // 2), mode="bilinear", antialias=True, align_corners=False)
+    cbcr = to_coefficients(chroma).reshape(b, 2 * 64, h // 16, w // 16)
+    return y, cbcr

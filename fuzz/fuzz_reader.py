@@ -23,8 +23,9 @@ with atheris.instrument_imports():
     import dctload
     import dctload.transforms as T
     from dctload import fused
+    from dctload.recipe import Recipe
 
-PLANS = [fused.plan(T.imagenet(True, 32)), fused.plan(T.imagenet(False, 32))]
+PLANS = [fused.plan(Recipe(train=True, size=32).dct_transform()), fused.plan(Recipe.val(32).dct_transform())]
 
 MAX_PIXELS = 1 << 24  # refuse images above 16 MP, as a loader would: bombs are refused, not decoded
 

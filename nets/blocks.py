@@ -68,16 +68,3 @@ def stage(in_channels: int, widths: tuple[int, int], blocks: int, stride: int = 
 def named(*pairs) -> nn.Sequential:
     """nn.Sequential with names (the stage names of the diagrams)."""
     return nn.Sequential(OrderedDict(pairs))
-
-
-class Normalize(nn.Module):
-    """Per-frequency ``(x - mean) / std`` of a ``(y, cbcr)`` batch, on the device of the
-    network (the GPU form of ``dctload.transforms.Normalize``)."""
-
-    def __init__(self, mean: Sequence, std: Sequence):
-        super().__init__()
-        for name, values in (("y_mean", mean[0]), ("cbcr_mean", mean[1]), ("y_std", std[0]), ("cbcr_std", std[1])):
-            self.register_buffer(name, torch.as_tensor(values, dtype=torch.float32).reshape(1, -1, 1, 1))
-
-    def forward(self, y: torch.Tensor, cbcr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return (y - self.y_mean) / self.y_std, (cbcr - self.cbcr_mean) / self.cbcr_std

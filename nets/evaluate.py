@@ -16,32 +16,31 @@ import sys
 import torch
 from torch import nn
 
-import nets
-from nets import data as loaders
 from nets import train
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nets.evaluate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m nets.evaluate", description=__doc__.split("\n\n")[0].removesuffix("::") + ".")
     parser.add_argument("checkpoint")
     parser.add_argument("--root", default=None, help="default: the training run's ROOT")
     parser.add_argument("--split", default="val")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=None, help="loader workers (default: one per usable core)")
+    parser.add_argument("--loader", default="cpu", help="dctload.loader backend (default: %(default)s)")
     parser.add_argument("--device", default=None)
     options = parser.parse_args(argv)
     checkpoint = train.load_checkpoint(options.checkpoint)
     args = argparse.Namespace(**checkpoint["args"])
     env = train.Distributed(options.device)
-    dct = nets.is_dct_model(args.model)
-    folder = os.path.join(options.root or args.root, options.split)
-    dataset = loaders.image_folder(folder, dct, False, args.size, args.channels, on_error=args.on_error)
-    if dataset.classes != checkpoint["classes"]:
-        raise SystemExit(f"{folder}: classes {dataset.classes} are not the checkpoint's {checkpoint['classes']}")
-    model = train.build_model(args, len(dataset.classes), checkpoint["stats"])
+    args.root, args.loader, args.hw_decoder_load = options.root or args.root, options.loader, None
+    batches = train.make_loader(args, env, options.split, train=False, batch_size=options.batch_size,
+                                workers=options.workers)
+    folder = os.path.join(args.root, options.split)
+    if batches.classes != checkpoint["classes"]:
+        raise SystemExit(f"{folder}: classes {batches.classes} are not the checkpoint's {checkpoint['classes']}")
+    model = train.build_model(args, len(batches.classes), checkpoint["stats"])
     model.load_state_dict(checkpoint["model"])
     model = model.to(env.device, memory_format=torch.channels_last if args.channels_last else torch.contiguous_format)
-    batches = loaders.val_loader(dataset, options.batch_size, options.workers, env.rank, env.world, dct)
     result = train.evaluate(model, batches, nn.CrossEntropyLoss(), args, env)
     if env.main:
         print(json.dumps({"checkpoint": options.checkpoint, "epoch": checkpoint["epoch"], "model": args.model, **result}))

@@ -31,8 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dctload import batch, coefficients, pixels
-
-from .data import IMAGENET_MEAN, IMAGENET_STD
+from dctload.pixels import IMAGENET_MEAN, IMAGENET_STD
 
 PROXIES = ("soft", "noise", "ste", "cubic")
 MIN_STEP, MAX_STEP = 1e-5, 255.0  # JPEG-DL's clamp; 255 is baseline JPEG's largest step
@@ -225,11 +224,11 @@ class JPEGLayer(nn.Module):
         with torch.autocast(images.device.type, enabled=False):
             rgb = (images.float() * self.std + self.mean) * 255.0
             rgb = F.pad(rgb, (0, -w % 8, 0, -h % 8), mode="replicate")
-            coefs = pixels.to_coefficients(pixels.rgb_to_ycbcr(rgb))  # (n, 3, 64, hb, wb)
+            coefs = pixels.to_coefficients(coefficients.rgb_to_ycbcr(rgb, axis=-3))  # (n, 3, 64, hb, wb)
             hb, wb = coefs.shape[-2:]
             y, cbcr = self.requantize(coefs[:, 0], coefs[:, 1:].reshape(n, 128, hb, wb))
             coefs = torch.cat([y.unsqueeze(1), cbcr.reshape(n, 2, 64, hb, wb)], dim=1)
-            rgb = pixels.ycbcr_to_rgb(pixels.from_coefficients(coefs))[..., :h, :w]
+            rgb = coefficients.ycbcr_to_rgb(pixels.from_coefficients(coefs), axis=-3)[..., :h, :w]
             return (rgb / 255.0 - self.mean) / self.std
 
 
@@ -265,7 +264,8 @@ def _warn_if_normalized(y: torch.Tensor) -> None:
 
 def with_requantization(network: nn.Module, normalize: nn.Module | None = None, **requantize_options) -> DCTModel:
     """``network`` (a DCT model) behind a :class:`DCTRequantize` and then ``normalize``
-    (a ``nets.Normalize``; the loader must then not normalize)."""
+    (a :class:`dctload.batch.Normalize`, also ``nets.Normalize``; the loader must then
+    not normalize)."""
     return DCTModel(network, normalize, DCTRequantize(**requantize_options))
 
 

@@ -46,7 +46,7 @@ def plot(runs: list[pathlib.Path], out: pathlib.Path) -> pathlib.Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nets.plot", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m nets.plot", description=__doc__.split("\n\n")[0].removesuffix("::") + ".")
     parser.add_argument("runs", nargs="+", type=pathlib.Path, help="run folders (or metrics.jsonl files)")
     parser.add_argument("--out", type=pathlib.Path, default=None, help="default: RUN/curves.png of the first run")
     options = parser.parse_args(argv)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .blocks import Bottleneck, conv_bn, named, stage
+from .registry import register_model
 
 RES3 = (128, 512)
 RES4 = (256, 1024)
@@ -82,6 +83,7 @@ def _upsampled_trunk(channels: int, rfa: bool, width: float) -> nn.Sequential:
     return named(*layers)
 
 
+@register_model(input="dct")
 def upsampling(num_classes=1000, in_channels=(64, 128), zero_init_residual=False, width=1.0) -> DCTResNet:
     """UpSampling (diagram ResNet50-Upsampling): concat(Y, up2(Cb), up2(Cr)) -> BN; stages
     1-2 removed; res3 x4 at stride 1 on 28x28, res4 x6, res5 x3."""
@@ -90,6 +92,7 @@ def upsampling(num_classes=1000, in_channels=(64, 128), zero_init_residual=False
                      scaled(RES5, width)[1], num_classes, zero_init_residual)
 
 
+@register_model(input="dct")
 def upsampling_rfa(num_classes=1000, in_channels=(64, 128), zero_init_residual=False, width=1.0) -> DCTResNet:
     """UpSampling-RFA (diagram ResNet50-UpSampling-RFA): as UpSampling with three
     [256,256,1024] blocks of middle kernels 1, 2, 3 at stride 1 before res3."""
@@ -98,6 +101,7 @@ def upsampling_rfa(num_classes=1000, in_channels=(64, 128), zero_init_residual=F
                      scaled(RES5, width)[1], num_classes, zero_init_residual)
 
 
+@register_model(input="dct")
 def deconvolution_rfa(num_classes=1000, in_channels=(64, 128), zero_init_residual=False, width=1.0) -> DCTResNet:
     """Deconvolution-RFA (diagram ResNet50-Deconvolution-RFA): as UpSampling-RFA, chroma
     brought to 28x28 by a learned 2x2/2 transposed convolution per plane (grouped: Cb and
@@ -108,6 +112,7 @@ def deconvolution_rfa(num_classes=1000, in_channels=(64, 128), zero_init_residua
                      num_classes, zero_init_residual)
 
 
+@register_model(input="dct")
 def downsampling(num_classes=1000, in_channels=(64, 128), zero_init_residual=False, width=1.0) -> DCTResNet:
     """DownSampling (diagram ResNet50-DownSampling): Y -> 2x2/2 conv -> 14x14x256, concat
     with the raw Cb, Cr -> 14x14x384; RFA blocks k=1,2,3 and res3 x4 and res4 x6 at
@@ -144,6 +149,7 @@ def _late_concat(in_channels, luma_rfa, luma_widths, res4a, chroma_widths, res4_
     return DCTResNet(named(*luma), chroma, trunk, res5[1], num_classes, zero_init_residual)
 
 
+@register_model(input="dct")
 def late_concat(num_classes=1000, in_channels=(64, 128), zero_init_residual=False, width=1.0) -> DCTResNet:
     """Late-Concat (diagram ResNet50-Late-Concat): Y: res3 x4 [128,128,512] at stride 1,
     res4a [256,256,512] stride 2; Cb, Cr: [256,256 (k=1),512]; concat 14x14x1024, res4b-f, res5."""
@@ -151,6 +157,7 @@ def late_concat(num_classes=1000, in_channels=(64, 128), zero_init_residual=Fals
                         width)
 
 
+@register_model(input="dct")
 def late_concat_rfa(num_classes=1000, in_channels=(64, 128), zero_init_residual=False, width=1.0) -> DCTResNet:
     """Late-Concat-RFA (diagram ResNet50-Late-Concat-RFA): Late-Concat with three
     [256,256,1024] luma blocks of middle kernels 1, 2, 3 first."""
@@ -158,6 +165,7 @@ def late_concat_rfa(num_classes=1000, in_channels=(64, 128), zero_init_residual=
                         width)
 
 
+@register_model(input="dct")
 def late_concat_rfa_thinner(num_classes=1000, in_channels=(64, 128), zero_init_residual=False, width=1.0) -> DCTResNet:
     """Late-Concat-RFA-Thinner (diagram ResNet50-Late-Concat-RFA-Thinner): Y: [96,96,384]
     x3 (k=1,2,3), [96,96,384] x4, res4a [192,192,768] stride 2; Cb, Cr: [128,128 (k=1),256];

@@ -5,9 +5,10 @@ ImageFolder layout ``ROOT/train``, ``ROOT/val``::
     torchrun --nproc_per_node 8 -m nets.train ROOT ...      # DistributedDataParallel
     python -m nets.train ROOT --output runs/thinner --resume runs/thinner/checkpoint.pt
 
-(also ``dctload train``). DCT models read coefficients with dctload (JPEG units,
-normalized on the model's side after any JPEG-DL requantization); ``resnet50`` reads
-pixels with ``decode_jpeg`` + transforms.v2. Every epoch writes ``checkpoint.pt`` (and
+(also ``dctload train``). Data comes from ``dctload.loader`` (``--loader`` names the
+backend) under one ``dctload.Recipe``: DCT models read coefficients in JPEG units,
+normalized on the model's side after any JPEG-DL requantization; RGB models read
+normalized RGB from the same recipe. Every epoch writes ``checkpoint.pt`` (and
 ``best.pt``) and a line of ``metrics.jsonl``; ``python -m nets.plot RUN`` draws them.
 """
 
@@ -31,16 +32,16 @@ import torch.distributed as dist
 from torch import nn
 
 import dctload
-import dctload.batch
 import dctload.stats
 import nets
-from nets import data as loaders
+from dctload.loaders import BACKENDS, RGB_BACKENDS, default_workers
 
 CHECKPOINT_VERSION = 1
+DESCRIPTION = "Train a DCT-input ResNet (or torchvision's RGB ResNet-50 under the same recipe) on ROOT/train, ROOT/val."
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nets.train", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m nets.train", description=DESCRIPTION,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("root", help="folder with train/ and val/ ImageFolder trees")
     p.add_argument("--output", required=True, help="run folder: checkpoints, metrics, statistics")
@@ -53,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=90)
     p.add_argument("--batch-size", type=int, default=256, help="per process and optimizer step, before accumulation")
     p.add_argument("--accumulate", type=int, default=1, help="batches per optimizer step")
-    p.add_argument("--workers", type=int, default=4, help="DataLoader workers per process")
+    p.add_argument("--workers", type=int, default=None,
+                   help="loader workers (or DALI threads) per process; default: one per usable core")
     p.add_argument("--lr", type=float, default=0.1, help="peak learning rate for a global batch of 256 (scaled linearly)")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--nesterov", action="store_true")
@@ -66,13 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--zero-init-residual", action="store_true")
-    p.add_argument("--loader", choices=("cpu", *loaders.GPU_LOADERS), default="cpu",
-                   help="data loading path: cpu (DataLoader workers; exact resume) or a GPU path (dctload.gpu, dctload.dali)")
+    p.add_argument("--loader", choices=BACKENDS, default="cpu",
+                   help="dctload.loader backend: cpu (DataLoader workers; exact resume) or a GPU backend; "
+                        f"RGB models: {', '.join(RGB_BACKENDS)}")
     p.add_argument("--hw-decoder-load", type=float, default=None,
                    help="--loader dali: share of images for the GPU's hardware JPEG decoder (DALI's default 0.65)")
     p.add_argument("--stats", default=None, help="dctload stats file; estimated from the train set if absent")
     p.add_argument("--stats-images", type=int, default=500, help="train images for estimating statistics")
-    p.add_argument("--on-error", choices=("raise", "fallback", "skip"), default="raise", help="bad files (DCT loader)")
+    p.add_argument("--on-error", choices=("raise", "fallback", "skip"), default="raise",
+                   help="bad files, in loading and in the statistics (DCT models; backends cpu and coefficients)")
     jpeg = p.add_argument_group("JPEG-DL requantization (DCT models) or JPEG layer (RGB models)")
     jpeg.add_argument("--jpeg-dl", action="store_true", help="learn quantization steps in front of the network")
     jpeg.add_argument("--jpeg-quality", type=int, default=None, help="initial steps: standard tables at this quality")
@@ -132,13 +136,25 @@ def build_model(args, num_classes: int, stats: dctload.stats.NormalizationStats 
                         alpha=args.jpeg_alpha, hardness=args.jpeg_hardness)
     if not nets.is_dct_model(args.model):
         return nets.with_jpeg_layer(network, **jpeg_options) if args.jpeg_dl else network
-    mean = [torch.as_tensor(a, dtype=torch.float32) for a in stats.mean]
-    std = [torch.as_tensor(a, dtype=torch.float32) for a in stats.std]
+    normalize = stats.normalize()
     if args.channels is not None:
-        luma, chroma = dctload.batch.channel_indices(args.channels)
-        mean, std = [mean[0][luma], mean[1][chroma]], [std[0][luma], std[1][chroma]]
+        normalize = normalize.select(args.channels)
     requantize = nets.DCTRequantize(channels=args.channels, **jpeg_options) if args.jpeg_dl else None
-    return nets.DCTModel(network, nets.Normalize(mean, std), requantize)
+    return nets.DCTModel(network, normalize, requantize)
+
+
+def recipe(args, train: bool) -> dctload.Recipe:
+    """The run's one recipe: every backend, DCT or RGB, reads it."""
+    return dctload.Recipe(train=train, size=args.size, scale=tuple(args.crop_scale), channels=args.channels)
+
+
+def make_loader(args, env, split: str, train: bool, batch_size: int | None = None, workers: int | None = None):
+    """``dctload.loader`` of ROOT/``split`` under the run's recipe, backend and shard."""
+    return dctload.loader(os.path.join(args.root, split), backend=args.loader, recipe=recipe(args, train),
+                          batch_size=batch_size or args.batch_size, workers=workers, device=env.device,
+                          rank=env.rank, world=env.world, seed=args.seed,
+                          output="dct" if nets.is_dct_model(args.model) else "rgb", on_error=args.on_error,
+                          hw_decoder_load=args.hw_decoder_load)
 
 
 def lr_factor(step: int, steps_per_epoch: int, args) -> float:
@@ -204,7 +220,7 @@ def load_checkpoint(path) -> dict:
 
 def train_one_epoch(model, loader, criterion, optimizers, schedulers, scaler, args, env, epoch, progress):
     model.train()
-    loader.sampler.set_epoch(epoch)
+    loader.set_epoch(epoch)
     total_loss = correct = seen = 0.0
     start = time.perf_counter()
     bar = progress(loader, f"epoch {epoch + 1}/{args.epochs}")
@@ -264,10 +280,10 @@ def normalization_stats(args, output: pathlib.Path, env: Distributed):
         return dctload.stats.load(args.stats)
     path = output / "stats.json"
     if env.main and not path.exists():
-        files = [p for p, _ in dctload.DCTImageFolder(os.path.join(args.root, "train"), allow_empty=True).samples]
+        files = [p for p, _ in dctload.folder.scan(os.path.join(args.root, "train"), allow_empty=True)[0]]
         files = [files[i] for i in np.random.default_rng(args.seed).permutation(len(files))[:args.stats_images]]
-        transform = loaders.dct_transform(train=False, size=args.size)
-        dctload.stats.estimate(files, transform).save(path)
+        transform = dctload.Recipe.val(args.size).dct_transform()
+        dctload.stats.estimate(files, transform, on_error=args.on_error).save(path)
     if env.world > 1:
         dist.barrier()
     return dctload.stats.load(path)
@@ -297,30 +313,24 @@ def main(argv=None) -> int:
     dct = nets.is_dct_model(args.model)
     if args.channels and not dct:
         raise SystemExit(f"--channels is for DCT models; {args.model} reads RGB")
-    if args.hw_decoder_load is not None and args.loader == "cpu":  # the GPU loaders refuse it themselves
-        raise SystemExit("--hw-decoder-load sets DALI's nvJPEG decoding (--loader dali), which --loader cpu does not use")
-
-    folder = functools.partial(loaders.image_folder, dct=dct, size=args.size, channels=args.channels,
-                               scale=tuple(args.crop_scale), on_error=args.on_error)
-    train_set = folder(os.path.join(args.root, "train"), train=True)
-    val_set = folder(os.path.join(args.root, "val"), train=False)
-    if train_set.classes != val_set.classes:
-        raise SystemExit(f"train and val classes differ: {train_set.classes} vs {val_set.classes}")
+    if args.hw_decoder_load is not None and args.loader != "dali":  # before any data is read
+        raise SystemExit(f"--hw-decoder-load sets DALI's nvJPEG decoding (--loader dali), which --loader {args.loader} "
+                         "does not use")
+    if not dct and args.loader not in RGB_BACKENDS:
+        raise SystemExit(f"{args.model} reads RGB: --loader {' or '.join(RGB_BACKENDS)}, not {args.loader}")
+    if args.workers is None:
+        args.workers = default_workers(env.device)
     pin = env.device.type == "cuda"
-    if args.loader == "cpu":
-        train_batches = loaders.train_loader(train_set, args.batch_size, args.workers, args.seed, env.rank, env.world,
-                                             dct, pin)
-        val_batches = loaders.val_loader(val_set, args.batch_size, args.workers, env.rank, env.world, dct, pin)
-    else:
-        train_batches, val_batches = loaders.gpu_loaders(
-            args.loader, train_set, val_set, args.batch_size, args.workers, args.seed, env.rank, env.world, dct,
-            args.size, args.channels, tuple(args.crop_scale), env.device, args.hw_decoder_load)
+    train_batches = make_loader(args, env, "train", train=True, workers=args.workers)
+    val_batches = make_loader(args, env, "val", train=False, workers=args.workers)
+    if train_batches.classes != val_batches.classes:
+        raise SystemExit(f"train and val classes differ: {train_batches.classes} vs {val_batches.classes}")
     if len(train_batches) < args.accumulate:
-        raise SystemExit(f"{len(train_set)} training images give {len(train_batches)} batches of {args.batch_size} "
+        raise SystemExit(f"{len(train_batches.samples)} training images give {len(train_batches)} batches of {args.batch_size} "
                          f"per process: fewer than --accumulate {args.accumulate}")
 
     stats = normalization_stats(args, output, env) if dct else None
-    core = build_model(args, len(train_set.classes), stats).to(env.device)
+    core = build_model(args, len(train_batches.classes), stats).to(env.device)
     if args.channels_last:
         core = core.to(memory_format=torch.channels_last)
     global_batch = args.batch_size * args.accumulate * env.world
@@ -357,7 +367,8 @@ def main(argv=None) -> int:
         writer = SummaryWriter(output / "tensorboard")
     if env.main:
         (output / "args.json").write_text(json.dumps(vars(args), indent=1))
-        print(f"{args.model}: {len(train_set)} train / {len(val_set)} val images, {len(train_set.classes)} classes, "
+        print(f"{args.model}: {len(train_batches.samples)} train / {len(val_batches.samples)} val images, "
+              f"{len(train_batches.classes)} classes, "
               f"{env.world} process(es) on {env.device}, global batch {global_batch}", flush=True)
 
     for epoch in range(start_epoch, args.epochs):
@@ -367,6 +378,10 @@ def main(argv=None) -> int:
                                       epoch, progress))
         record.update(evaluate(model, val_batches, criterion, args, env))
         record["epoch_seconds"] = time.perf_counter() - epoch_start
+        if args.on_error != "raise":  # files skipped this epoch, each logged and listed in the dataset's record
+            for split, batches in (("train", train_batches), ("val", val_batches)):
+                if hasattr(batches.dataset, "log_skipped"):
+                    record[f"{split}_skipped_files"] = len(batches.dataset.log_skipped(epoch + 1))
         rngs = [None] * env.world
         if env.world > 1:
             dist.all_gather_object(rngs, rng_state())
@@ -378,7 +393,7 @@ def main(argv=None) -> int:
             checkpoint = {
                 "version": CHECKPOINT_VERSION, "model": core.state_dict(), "epoch": epoch + 1, "best_acc1": best_acc1,
                 "optimizers": [o.state_dict() for o in optimizers], "schedulers": [s.state_dict() for s in schedulers],
-                "scaler": scaler.state_dict(), "rng": rngs, "args": vars(args), "classes": train_set.classes,
+                "scaler": scaler.state_dict(), "rng": rngs, "args": vars(args), "classes": train_batches.classes,
                 "stats": stats,
             }
             save_atomically(checkpoint, output / "checkpoint.pt")

@@ -1,11 +1,14 @@
 """``dctload bench``: the report's arithmetic and plots, one whole ``--quick`` run on a small
-folder, and a clear failure on a folder with nothing readable. No timing is asserted:
+folder, a run of an installed copy from another directory, and a clear failure on a
+folder with nothing readable. No timing is asserted:
 speed targets live in the benchmarks themselves."""
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -13,10 +16,9 @@ import pytest
 
 import torch
 
-from dctload import bench, datasets
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
-import common  # noqa: E402
+from bench import common
+from bench import report as bench
+from dctload import synthetic
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -53,12 +55,12 @@ def test_stage_rows_take_each_ratio_within_its_section_and_the_plots_are_written
 
 @pytest.fixture(scope="module")
 def small_folder(tmp_path_factory):
-    return datasets.generate(tmp_path_factory.mktemp("bench-data"), num_images=12)
+    return synthetic.generate(tmp_path_factory.mktemp("bench-data"), num_images=12)
 
 
 def test_quick_run_on_a_small_folder_writes_the_whole_report(small_folder, tmp_path):
     out = tmp_path / "report"
-    done = subprocess.run([sys.executable, "-m", "dctload.bench", str(small_folder), "--quick", "--out", str(out)],
+    done = subprocess.run([sys.executable, "-m", "bench", str(small_folder), "--quick", "--out", str(out)],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
@@ -90,9 +92,39 @@ def test_quick_run_on_a_small_folder_writes_the_whole_report(small_folder, tmp_p
     assert "training step, CPU" in done.stdout and "targets:" in done.stdout
 
 
+def git_status(repo: pathlib.Path) -> str | None:
+    if shutil.which("git") is None or not (repo / ".git").exists():
+        return None
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=repo, capture_output=True,
+                          text=True, check=True).stdout
+
+
+def test_an_installed_copy_benchmarks_from_any_directory_and_leaves_the_source_alone(small_folder, tmp_path):
+    """``pip install .``, then ``dctload bench`` in another directory: the console script
+    finds the bench package through its entry point, and results land in that directory."""
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    before = git_status(repo)
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
+                    str(site), str(repo)], check=True, capture_output=True, timeout=600)
+    env = {**os.environ, "PYTHONPATH": str(site), "PYTHONSAFEPATH": "1"}
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    where = subprocess.run([sys.executable, "-c", "import bench, dctload, nets; print(bench.__file__, dctload.__file__)"],
+                           cwd=work, env=env, capture_output=True, text=True, check=True).stdout
+    assert all(path.startswith(str(site)) for path in where.split()), where
+    done = subprocess.run([str(site / "bin" / "dctload"), "bench", str(small_folder), "--quick",
+                           "--skip", "loaders,models,training"], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((work / "dctload-bench" / "report-quick" / "report.json").read_text())
+    assert {"decode, 1 thread", "train recipe, 1 core"} <= {r["stage"] for r in report["stages"]}
+    assert git_status(repo) == before  # nothing of the checkout written or changed
+
+
 def test_a_folder_with_nothing_readable_fails_clearly(tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
-    done = subprocess.run([sys.executable, "-m", "dctload.bench", str(tmp_path), "--quick",
+    done = subprocess.run([sys.executable, "-m", "bench", str(tmp_path), "--quick",
                            "--out", str(tmp_path / "report")], capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert "no readable JPEG" in done.stderr and "broken.jpg" in done.stderr

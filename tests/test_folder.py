@@ -97,3 +97,43 @@ def test_dataloader_workers_and_distributed_sampler(folder, tmp_path):
 def test_bad_policy_is_refused(folder):
     with pytest.raises(ValueError, match="on_error"):
         dctload.DCTImageFolder(folder, on_error="ignore")
+
+
+def test_no_record_file_until_something_is_recorded(folder):
+    dataset = dctload.DCTImageFolder(folder, transform=recipe(), on_error="skip")
+    import os
+
+    assert not os.path.exists(dataset.skip_log)  # an empty record per dataset would pile up in /tmp
+    dataset[0]
+    assert not os.path.exists(dataset.skip_log) and dataset.skipped() == []
+    dataset[[p for p, _ in dataset.samples].index(str(folder / "c" / "garbage.jpg"))]
+    assert os.path.exists(dataset.skip_log) and len(dataset.skipped()) == 1
+    os.remove(dataset.skip_log)
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["per-image", "batch path"])
+def test_a_bad_file_after_a_skipped_one_is_recorded_once(tmp_path, batched):
+    """Slots 0 and 1 hold bad files: slot 0 walks past file 1 to file 2, and file 1 is
+    recorded by its own slot only, each bad file once per pass."""
+    root = tmp_path / "data" / "x"
+    root.mkdir(parents=True)
+    (root / "0.jpg").write_bytes(b"\xff\xd8\xff\xdb" + b"\x00" * 10)
+    (root / "1.jpg").write_bytes(b"not a jpeg at all")
+    for i in (2, 3):
+        (root / f"{i}.jpg").write_bytes(encode(photo_like(40, 40, seed=i), quality=90))
+    dataset = dctload.DCTImageFolder(root.parent, transform=recipe(), on_error="skip", skip_log=tmp_path / "s.tsv")
+    for _ in range(2):  # two passes
+        if batched:
+            dataset.load_batch(list(range(4)))
+        else:
+            for i in range(4):
+                dataset[i]
+    paths = [p for p, _, _ in dataset.skipped()]
+    assert sorted(paths) == sorted([str(root / "0.jpg"), str(root / "1.jpg")] * 2)
+
+
+def test_files_without_a_folder_scan():
+    with pytest.raises(ValueError, match="on_error"):
+        dctload.DCTFiles([], on_error="ignore")
+    files = dctload.DCTFiles([("a/x.jpg", 2), ("a/y.jpg", 0)])
+    assert files.classes == ["0", "1", "2"] and files.targets == [2, 0] and files.root == "a" and len(files) == 2

@@ -15,6 +15,7 @@ import dctload
 import dctload.transforms as T
 from conftest import SHARED_DATA, SKIP_REASON, encode, photo_like
 from dctload import fused
+from dctload.recipe import Recipe
 from dctload.coefficients import AxisMap, resample, resample_into
 from dctload.transforms import functional as F
 from test_resample import BOXES, box_axis, pixel_reference
@@ -127,7 +128,7 @@ def per_image(dataset, indices, seeds):
 def test_batch_path_equals_the_per_image_path(folder, train):
     """Same draws, same C kernel: the batch equals the per-image transforms bit for bit
     (with crop-aware decoding, a progressive file, CMYK through the pixel route, gray)."""
-    recipe = T.Compose([*T.imagenet(train, 64).transforms, T.Normalize(
+    recipe = T.Compose([*Recipe(train=train, size=64).dct_transform().transforms, T.Normalize(
         (torch.linspace(-5, 5, 64), torch.zeros(128)), (torch.full((64,), 3.0), torch.linspace(1, 2, 128)))])
     dataset = dctload.DCTImageFolder(folder, transform=recipe)
     indices = list(range(len(dataset)))
@@ -139,7 +140,7 @@ def test_batch_path_equals_the_per_image_path(folder, train):
 
 
 def test_dataloader_fetches_whole_batches_alike_in_workers_and_in_process(folder):
-    dataset = dctload.DCTImageFolder(folder, transform=T.imagenet(False, 32))
+    dataset = dctload.DCTImageFolder(folder, transform=Recipe(train=False, size=32).dct_transform())
     results = []
     for workers in (0, 2):
         loader = torch.utils.data.DataLoader(dataset, batch_size=5, num_workers=workers, collate_fn=dctload.collate)
@@ -208,7 +209,7 @@ def test_files_read_with_warnings_are_recorded_and_strict_makes_them_errors(tmp_
 
 def test_batch_path_errors_name_the_file_and_follow_on_error(folder):
     (folder / "b" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xdb" + bytes(40))
-    recipe = T.imagenet(True, 32)
+    recipe = Recipe(train=True, size=32).dct_transform()
     raising = dctload.DCTImageFolder(folder, transform=recipe)
     index = [p for p, _ in raising.samples].index(str(folder / "b" / "broken.jpg"))
     with pytest.raises(dctload.JPEGError, match="broken.jpg"):
@@ -247,14 +248,14 @@ def test_read_batch_errors_hold_no_frames():
 
 def test_other_transforms_and_unreadable_batches_take_the_per_image_route(folder):
     custom = T.Compose([T.CenterCrop(32), T.ToTensor(), lambda sample: (sample[0] * 2, sample[1])])
-    assert fused.plan(custom) is None and fused.plan(T.imagenet(True)) is not None
+    assert fused.plan(custom) is None and fused.plan(Recipe(train=True).dct_transform()) is not None
     dataset = dctload.DCTImageFolder(folder, transform=custom)
     batch = dataset.load_batch([0, 1], seeds=[3, 4])
     assert not isinstance(batch, dctload.batch.FilledBatch)
     assert torch.equal(batch[0][0][0], dataset[0][0][0])
     for name in ("a_bad.jpg", "x_bad.jpg"):  # not side by side: a skip takes the next file
         (folder / "b" / name).write_bytes(b"garbage")
-    skipping = dctload.DCTImageFolder(folder, transform=T.imagenet(False, 32), on_error="skip")
+    skipping = dctload.DCTImageFolder(folder, transform=Recipe(train=False, size=32).dct_transform(), on_error="skip")
     paths = [p for p, _ in skipping.samples]
     broken = [paths.index(str(folder / "b" / n)) for n in ("a_bad.jpg", "x_bad.jpg")]
     (y, cbcr), targets = dctload.collate(skipping.load_batch(broken))  # every header unreadable

@@ -1,4 +1,5 @@
-"""The GPU paths (dctload.gpu, dctload.dali) against the CPU loader's batch contract.
+"""The GPU backends of dctload.loader (and their parts: packets, GPU resampling, pixel
+conversion) against the cpu backend's batch contract.
 
 Every test runs on the CPU (torch's CPU device, DALI's CPU-only pipelines) and again on
 CUDA where a GPU is present. Tolerances:
@@ -22,8 +23,11 @@ import pytest
 import torch
 
 import dctload
-from dctload import coefficients, gpu, pixels
+from dctload import coefficients, pixels
+from dctload.packets import PackedBatch, ToPacket, collate_packets, unpack_blocks
 from dctload import transforms as T
+from dctload.packet_resampling import resample_packets
+from dctload.recipe import Recipe
 
 from conftest import SHARED_DATA
 
@@ -78,7 +82,7 @@ def assert_within_decoder_tolerance(y, cbcr, ref, min_psnr=40.0):
 def test_pixels_to_batch_is_the_blockwise_dct_of_ycbcr_with_chroma_halved(device):
     g = torch.Generator().manual_seed(0)
     ycbcr = torch.rand((2, 3, 32, 48), generator=g, dtype=torch.float64) * 255
-    y, cbcr = gpu.pixels_to_batch(ycbcr.to(device), color="ycbcr")
+    y, cbcr = pixels.pixels_to_batch(ycbcr.to(device), color="ycbcr")
     assert y.shape == (2, 64, 4, 6) and cbcr.shape == (2, 128, 2, 3) and y.dtype == torch.float32
     for b in range(2):
         expected = coefficients.blockwise_dct(ycbcr[b, 0].numpy() - 128)  # (hb, wb, 64)
@@ -90,11 +94,11 @@ def test_pixels_to_batch_is_the_blockwise_dct_of_ycbcr_with_chroma_halved(device
 
 def test_pixels_to_batch_converts_rgb_and_maps_gray_to_zero_chroma():
     gray = torch.full((1, 3, 16, 16), 77.0)
-    y, cbcr = gpu.pixels_to_batch(gray)
+    y, cbcr = pixels.pixels_to_batch(gray)
     assert torch.allclose(cbcr, torch.zeros_like(cbcr), atol=1e-3)
     assert y[0, 0, 0, 0].item() == pytest.approx(8 * (77 - 128), abs=1e-3)  # DC = 8 x mean
     with pytest.raises(ValueError, match="multiple of 16"):
-        gpu.pixels_to_batch(torch.zeros((1, 3, 24, 16)))
+        pixels.pixels_to_batch(torch.zeros((1, 3, 24, 16)))
 
 
 # --- the hybrid: exact resampling of coefficients ------------------------------------
@@ -116,12 +120,12 @@ def test_resampled_packets_equal_the_cpu_path(device, train):
     for k, path in enumerate(files):
         image = dctload.read_coefficients(path, fallback="pixels")
         torch.manual_seed(k)
-        view = T.imagenet(train, 224, last=lambda v: v)(image)
-        packets.append(gpu.ToPacket()(view))
+        view = T.Compose(Recipe(train=train).geometry())(image)
+        packets.append(ToPacket()(view))
         references.append(T.ToTensor()(view))
-    packed, order = gpu.collate_packets([(p, k) for k, p in enumerate(packets)], group=8)
+    packed, order = collate_packets([(p, k) for k, p in enumerate(packets)], group=8)
     assert len(packed.layout) == -(-len(files) // 8)
-    y, cbcr = gpu.resample_packets(packed, device)
+    y, cbcr = resample_packets(packed, device)
     assert y.device.type == device and y.shape == (len(files), 64, 28, 28) and cbcr.shape == (len(files), 128, 14, 14)
     assert sorted(order.tolist()) == list(range(len(files)))
     for k, index in enumerate(order.tolist()):
@@ -147,10 +151,10 @@ def test_packed_batches_unpack_to_the_padded_blocks_exactly(device):
     shapes = [(7, 5, 4, 3), (1, 1, 1, 1), (12, 9, 6, 5), (3, 8, 3, 8), (20, 2, 10, 1), (4, 4, 2, 2), (9, 11, 5, 6)]
     packets = [_random_packet(rng, *shape, density) for shape, density in zip(shapes, [0.3, 1.0, 0.1, 0.0, 0.5, 1.0, 0.02])]
     packets[0][0][0, 0, 63] = -1
-    packed, order = gpu.collate_packets([(p, k) for k, p in enumerate(packets)], group=3)
+    packed, order = collate_packets([(p, k) for k, p in enumerate(packets)], group=3)
     assert order.tolist() == [1, 5, 3, 0, 4, 6, 2]  # by luma area
     assert packed.layout.tolist() == [[3, 4, 8, 3, 8], [3, 20, 11, 10, 6], [1, 12, 9, 6, 5]]
-    groups = gpu.unpack_blocks(packed, device)
+    groups = unpack_blocks(packed, device)
     first = 0
     for (luma, chroma), (n, hy, wy, hc, wc) in zip(groups, packed.layout.tolist()):
         assert luma.device.type == device and luma.dtype == torch.int16
@@ -178,7 +182,7 @@ def test_packets_cover_flips_odd_boxes_and_the_image_border():
         for flip in (False, True):
             view = T.F.resized_crop(image, top, left, bh, bw, size)
             view = T.F.hflip(view) if flip else view
-            y, cbcr = gpu.resample_packets(gpu.collate_packets([gpu.ToPacket()(view)]))
+            y, cbcr = resample_packets(collate_packets([ToPacket()(view)]))
             assert_close_to(y[0], cbcr[0], T.ToTensor()(view))
 
 
@@ -187,28 +191,28 @@ def test_gray_packets_give_zero_chroma(tmp_path):
 
     path = tmp_path / "gray.jpg"
     Image.fromarray((np.arange(64 * 80).reshape(64, 80) % 251).astype(np.uint8)).save(path, quality=90)
-    view = T.imagenet(False, 32, last=lambda v: v)(dctload.read_coefficients(path))
-    y, cbcr = gpu.resample_packets(gpu.collate_packets([gpu.ToPacket()(view)]))
+    view = T.Compose(Recipe.val(32).geometry())(dctload.read_coefficients(path))
+    y, cbcr = resample_packets(collate_packets([ToPacket()(view)]))
     assert_close_to(y[0], cbcr[0], T.ToTensor()(view))
     assert float(cbcr.abs().max()) == 0.0
 
 
 @needs_data
 def test_packed_batches_resample_without_waiting_on_the_gpu():
-    """From pinned packets, everything GPULoader queues per batch (copies, unpacking,
+    """From pinned packets, everything the 'coefficients' backend queues per batch (copies, unpacking,
     operators, products) runs without a device synchronization."""
     if not torch.cuda.is_available():
         pytest.skip("no CUDA")
     packets = []
     for k, path in enumerate(imagenet_files(6)):
         torch.manual_seed(k)
-        packets.append(gpu.ToPacket()(T.imagenet(True, 224, last=lambda v: v)(dctload.read_coefficients(path))))
-    packed = gpu.PackedBatch(*(t.pin_memory() for t in gpu.collate_packets(packets, group=4)))
-    gpu.resample_packets(packed, "cuda")  # first call: kernels and allocator
+        packets.append(ToPacket()(T.Compose(Recipe().geometry())(dctload.read_coefficients(path))))
+    packed = PackedBatch(*(t.pin_memory() for t in collate_packets(packets, group=4)))
+    resample_packets(packed, "cuda")  # first call: kernels and allocator
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        y, cbcr = gpu.resample_packets(packed, "cuda")
+        y, cbcr = resample_packets(packed, "cuda")
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert y.shape == (6, 64, 28, 28) and cbcr.shape == (6, 128, 14, 14)
@@ -221,7 +225,7 @@ def test_resampling_stays_exact_with_tf32_matmuls():
     previous = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = True
     try:
-        y, cbcr = gpu.resample_packets(gpu.collate_packets([gpu.ToPacket()(view)]), "cuda")
+        y, cbcr = resample_packets(collate_packets([ToPacket()(view)]), "cuda")
     finally:
         torch.backends.cuda.matmul.allow_tf32 = previous
     assert_close_to(y[0], cbcr[0], T.ToTensor()(view))
@@ -237,7 +241,7 @@ def _tiny_image():
     return dctload.read_coefficients(buffer.getvalue())
 
 
-# --- GPULoader ------------------------------------------------------------------------
+# --- the loaders -----------------------------------------------------------------------
 
 
 @needs_data
@@ -245,11 +249,11 @@ def _tiny_image():
 def test_coefficient_loader_validation_equals_the_cpu_loader_and_shards_cover_every_file(device):
     files = imagenet_files(20)
     samples = [(f, k) for k, f in enumerate(files)]
-    recipe = T.imagenet(False, 224)
+    recipe = Recipe.val().dct_transform()
     seen = []
     for rank in range(2):
-        loader = gpu.GPULoader(samples, "coefficients", train=False, batch_size=4, workers=0, device=device,
-                               rank=rank, world=2)
+        loader = dctload.loader(samples, "coefficients", Recipe.val(), batch_size=4, workers=0, device=device,
+                                rank=rank, world=2)
         assert len(loader) == 3  # 10 files per shard
         for (y, cbcr), targets in loader:
             assert y.device.type == device
@@ -263,9 +267,9 @@ def test_coefficient_loader_validation_equals_the_cpu_loader_and_shards_cover_ev
 @pytest.mark.parametrize("device", DEVICES)
 def test_nvjpeg_loader_validation_matches_the_cpu_loader_within_decoder_tolerance(device):
     files = imagenet_files(12)
-    loader = gpu.GPULoader([(f, k) for k, f in enumerate(files)], "nvjpeg", train=False, batch_size=6,
-                           workers=0, device=device)
-    recipe = T.imagenet(False, 224)
+    loader = dctload.loader([(f, k) for k, f in enumerate(files)], "nvjpeg", Recipe.val(), batch_size=6,
+                            workers=0, device=device)
+    recipe = Recipe.val().dct_transform()
     count = 0
     for (y, cbcr), targets in loader:
         for k, target in enumerate(targets.tolist()):
@@ -278,8 +282,8 @@ def test_nvjpeg_loader_validation_matches_the_cpu_loader_within_decoder_toleranc
 @pytest.mark.parametrize("backend", ["coefficients", "nvjpeg"])
 def test_gpu_loader_train_batches_and_channel_subsets(backend):
     files = imagenet_files(10)
-    loader = gpu.GPULoader([(f, 0) for f in files], backend, train=True, size=64, batch_size=4, workers=2,
-                           device="cpu", channels="dctnet24")
+    loader = dctload.loader([(f, 0) for f in files], backend, Recipe(size=64, channels="dctnet24"), batch_size=4,
+                            workers=2, device="cpu")
     assert len(loader) == 2  # the last partial batch is dropped
     loader.sampler.set_epoch(1)
     batches = list(loader)
@@ -298,49 +302,46 @@ def bad_jpeg(tmp_path):
 
 def test_gpu_loaders_name_the_bad_file(bad_jpeg):
     for backend in ("coefficients", "nvjpeg"):
-        loader = gpu.GPULoader([(str(bad_jpeg), 0)], backend, train=False, batch_size=1, workers=0, device="cpu")
+        loader = dctload.loader([(str(bad_jpeg), 0)], backend, Recipe.val(), batch_size=1, workers=0, device="cpu")
         with pytest.raises(dctload.JPEGError, match="bad.jpg"):
             next(iter(loader))
 
 
-def test_gpu_loader_without_cuda_names_the_backend_that_works(monkeypatch):
+@pytest.mark.parametrize("backend", ["coefficients", "nvjpeg", "dali", "dali-hybrid"])
+def test_gpu_backends_without_cuda_name_the_backend_that_works(monkeypatch, backend):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(RuntimeError, match="CPU loader"):
-        gpu.GPULoader([("x.jpg", 0)], "nvjpeg", device="cuda")
+    with pytest.raises(RuntimeError, match=f"the '{backend}' backend was asked for CUDA.*backend='cpu'"):
+        dctload.loader([("x.jpg", 0)], backend)  # a GPU backend's device defaults to CUDA
 
 
 def test_missing_dali_names_the_torch_backends(monkeypatch):
-    from dctload import dali
-
     monkeypatch.setitem(sys.modules, "nvidia.dali", None)
-    with pytest.raises(ImportError, match="GPULoader"):
-        dali.DALILoader([("x.jpg", 0)], device_id=None)
+    with pytest.raises(ImportError, match="backend 'coefficients' or 'nvjpeg'"):
+        dctload.loader([("x.jpg", 0)], "dali", device="cpu")
 
 
 # --- DALI ------------------------------------------------------------------------------
 
-DALI_DEVICES = [None, pytest.param(0, marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+DALI_DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 
 
 @needs_dali
 @needs_data
-@pytest.mark.parametrize("device_id", DALI_DEVICES, ids=["cpu", "cuda"])
-def test_dali_validation_matches_the_cpu_loader_and_shards_cover_every_file(device_id):
-    from dctload.dali import DALILoader
-
+@pytest.mark.parametrize("device", DALI_DEVICES)
+def test_dali_validation_matches_the_cpu_loader_and_shards_cover_every_file(device):
     files = imagenet_files(20)
     samples = [(f, k) for k, f in enumerate(files)]
-    recipe = T.imagenet(False, 224)
+    recipe = Recipe.val().dct_transform()
     for backend, check in (("dali", "psnr"), ("dali-hybrid", "exact")):
         seen = []
         for shard in range(3):
-            loader = DALILoader(samples, backend, train=False, batch_size=4, num_threads=2, device_id=device_id,
-                                shard_id=shard, num_shards=3)
+            loader = dctload.loader(samples, backend, Recipe.val(), batch_size=4, workers=2, device=device,
+                                    rank=shard, world=3)
             for epoch in range(2):
                 batches = list(loader)
                 assert len(batches) == len(loader)
                 for (y, cbcr), targets in batches:
-                    assert y.device.type == ("cpu" if device_id is None else "cuda")
+                    assert y.device.type == device
                     for k, target in enumerate(targets.tolist()):
                         ref = cpu_reference(files[target], recipe)
                         if check == "exact":
@@ -356,11 +357,9 @@ def test_dali_validation_matches_the_cpu_loader_and_shards_cover_every_file(devi
 @needs_data
 @pytest.mark.parametrize("backend", ["dali", "dali-hybrid"])
 def test_dali_train_batches(backend):
-    from dctload.dali import DALILoader
-
     files = imagenet_files(10)
-    loader = DALILoader([(f, k) for k, f in enumerate(files)], backend, train=True, size=64, batch_size=4,
-                        num_threads=2, device_id=None, channels="dctnet24")
+    loader = dctload.loader([(f, k) for k, f in enumerate(files)], backend, Recipe(size=64, channels="dctnet24"),
+                            batch_size=4, workers=2, device="cpu")
     assert len(loader) == 2
     for epoch in range(2):
         loader.sampler.set_epoch(epoch)
@@ -376,13 +375,12 @@ def test_dali_train_batches(backend):
 @needs_data
 def test_dali_hybrid_draws_follow_from_seed_epoch_and_batch_whichever_worker_reads(monkeypatch):
     import nvidia.dali.backend
-    from dctload.dali import DALILoader
 
     samples = [(f, k) for k, f in enumerate(imagenet_files(12))]
 
     def two_epochs(workers: int, seed: int):
-        loader = DALILoader(samples, "dali-hybrid", train=True, size=64, batch_size=4, num_threads=workers,
-                            device_id=None, seed=seed)
+        loader = dctload.loader(samples, "dali-hybrid", Recipe(size=64), batch_size=4, workers=workers,
+                                device="cpu", seed=seed)
         return [[(targets, y) for (y, _), targets in loader] for _ in range(2)]
 
     def same(a, b) -> bool:
@@ -401,12 +399,10 @@ def test_dali_hybrid_draws_follow_from_seed_epoch_and_batch_whichever_worker_rea
 @needs_dali
 @needs_data
 def test_dali_hybrid_raises_the_typed_error_naming_the_file(bad_jpeg, tmp_path):
-    from dctload.dali import DALILoader
-
     for broken, error in ((bad_jpeg, dctload.JPEGError), (tmp_path / "missing.jpg", FileNotFoundError)):
         samples = [(f, 0) for f in imagenet_files(4)] + [(str(broken), 0)]
-        batches = iter(DALILoader(samples, "dali-hybrid", train=False, size=64, batch_size=2, num_threads=2,
-                                  device_id=None))
+        batches = iter(dctload.loader(samples, "dali-hybrid", Recipe.val(64), batch_size=2, workers=2,
+                                      device="cpu"))
         assert len(next(batches)[1]) == len(next(batches)[1]) == 2  # the good files first
         with pytest.raises(error, match=broken.name):
             next(batches)
@@ -415,13 +411,13 @@ def test_dali_hybrid_raises_the_typed_error_naming_the_file(bad_jpeg, tmp_path):
 @needs_dali
 @needs_data
 def test_dali_pixel_pipeline_failures_name_the_damaged_file_not_the_png_dali_decodes(bad_jpeg, tmp_path):
-    from dctload.dali import DALILoader, unreadable_file_error
+    from dctload.loaders.dali import unreadable_file_error
 
     png = glob.glob(os.path.join(SHARED_DATA, "jpeg-edge", "misnamed", "*.JPEG"))[0]  # DALI decodes it
     for broken, error in ((bad_jpeg, dctload.JPEGError), (tmp_path / "missing.jpg", FileNotFoundError)):
         samples = [(png, 0)] + [(f, 0) for f in imagenet_files(3)] + [(str(broken), 0)]
         with pytest.raises(error, match=broken.name):
-            list(DALILoader(samples, "dali", train=False, size=64, batch_size=2, num_threads=1, device_id=None))
+            list(dctload.loader(samples, "dali", Recipe.val(64), batch_size=2, workers=1, device="cpu"))
     # a failure DALI alone has: the files dctload's reader refuses as unsupported are listed
     failure = unreadable_file_error([png] + imagenet_files(3), RuntimeError("nvImageCodec failure"))
     assert isinstance(failure, RuntimeError) and "refuses 1 as unsupported" in str(failure)
@@ -431,10 +427,8 @@ def test_dali_pixel_pipeline_failures_name_the_damaged_file_not_the_png_dali_dec
 @needs_dali
 @needs_data
 def test_dali_rgb_baseline_is_normalized_rgb():
-    from dctload.dali import DALILoader
-
-    loader = DALILoader([(f, 0) for f in imagenet_files(4)], "dali", train=False, size=64, batch_size=4,
-                        num_threads=1, device_id=None, output="rgb")
+    loader = dctload.loader([(f, 0) for f in imagenet_files(4)], "dali", Recipe.val(64), batch_size=4, workers=1,
+                            device="cpu", output="rgb")
     (images, targets), = list(loader)
     assert images.shape == (4, 3, 64, 64) and images.dtype == torch.float32
     assert -3 < float(images.mean()) < 3 and float(images.min()) >= -2.2 and float(images.max()) <= 2.7
@@ -442,25 +436,20 @@ def test_dali_rgb_baseline_is_normalized_rgb():
 
 @needs_dali
 @needs_data
-@pytest.mark.parametrize("device_id", DALI_DEVICES, ids=["cpu", "cuda"])
-def test_dali_hardware_decoder_share_keeps_the_batches(device_id):
+@pytest.mark.parametrize("device", DALI_DEVICES)
+def test_dali_hardware_decoder_share_keeps_the_batches(device):
     """``hw_decoder_load=1`` sends every image to nvJPEG's hardware decoder where the GPU
     has one (the CPU decoder ignores it); the batches still match the CPU loader."""
-    from dctload.dali import DALILoader
-
     files = imagenet_files(8)
-    recipe = T.imagenet(False, 224)
-    loader = DALILoader([(f, k) for k, f in enumerate(files)], "dali", train=False, batch_size=8, num_threads=2,
-                        device_id=device_id, hw_decoder_load=1.0)
+    recipe = Recipe.val().dct_transform()
+    loader = dctload.loader([(f, k) for k, f in enumerate(files)], "dali", Recipe.val(), batch_size=8, workers=2,
+                            device=device, hw_decoder_load=1.0)
     (y, cbcr), targets = next(iter(loader))
     for k, target in enumerate(targets.tolist()):
         assert_within_decoder_tolerance(y[k], cbcr[k], cpu_reference(files[target], recipe))
-    with pytest.raises(ValueError, match="hw_decoder_load"):
-        DALILoader([(f, 0) for f in files], "dali-hybrid", device_id=device_id, hw_decoder_load=1.0)
 
 
-def test_training_loaders_take_a_hardware_decoder_share_for_dali_only():
-    from nets import data as loaders
-
-    with pytest.raises(ValueError, match="hw_decoder_load"):
-        loaders.gpu_loaders("coefficients", None, None, 4, 1, 0, 0, 1, True, 64, hw_decoder_load=1.0)
+@pytest.mark.parametrize("backend", ["cpu", "coefficients", "nvjpeg", "dali-hybrid"])
+def test_only_dali_takes_a_hardware_decoder_share(backend):
+    with pytest.raises(ValueError, match="hw_decoder_load.*'dali'"):
+        dctload.loader([("x.jpg", 0)], backend, device="cpu", hw_decoder_load=1.0)

@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from dctload import datasets
+from dctload import synthetic
 from nets import evaluate, plot, train
 
 TINY = ["--size", "32", "--width", "0.125", "--batch-size", "8", "--lr", "0.1", "--no-progress", "--threads", "2",
@@ -21,7 +21,7 @@ TINY = ["--size", "32", "--width", "0.125", "--batch-size", "8", "--lr", "0.1", 
 
 @pytest.fixture(scope="module")
 def tiny_shapes(tmp_path_factory):
-    return datasets.make_shapes(tmp_path_factory.mktemp("tiny"), num_classes=3, train_per_class=12, val_per_class=5,
+    return synthetic.make_shapes(tmp_path_factory.mktemp("tiny"), num_classes=3, train_per_class=12, val_per_class=5,
                                 sizes=(40, 72), seed=1)
 
 
@@ -120,7 +120,7 @@ def test_two_process_gloo_run_covers_every_image_once(tiny_shapes, tmp_path):
 def test_dct_and_rgb_models_learn_the_shapes(tmp_path):
     """4 classes (chance 25%), 150 training images each, width 0.25 at 48 px, 8 epochs on
     the CPU: both reach at least 55% top-1 (measured here: 68% DCT, 66% RGB)."""
-    root = datasets.make_shapes(tmp_path / "shapes", num_classes=4, train_per_class=150, val_per_class=50)
+    root = synthetic.make_shapes(tmp_path / "shapes", num_classes=4, train_per_class=150, val_per_class=50)
     for model in ("late_concat_rfa_thinner", "resnet50"):
         records = run_train(root, tmp_path / model, "--model", model, "--size", "48", "--width", "0.25",
                             "--batch-size", "16", "--lr", "0.2", "--epochs", "8", "--warmup-epochs", "1",
@@ -134,5 +134,25 @@ def test_command_line_dispatches(tmp_path, capsys):
 
     assert cli.main(["make-shapes", str(tmp_path), "--classes", "2", "--train-per-class", "1", "--val-per-class", "1"]) == 0
     assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["disc", "stripes"]
-    assert cli.main(["--help"]) == 0 and "dctload train" in capsys.readouterr().out
-    assert cli.main(["no-such-command"]) == 2
+    capsys.readouterr()
+    assert cli.main(["--help"]) == 0
+    listed = capsys.readouterr().out
+    for command in ("stats", "make-shapes", "bench", "train", "evaluate", "plot"):  # nets and bench add theirs
+        assert f"\n  {command} " in listed, listed
+    assert cli.main(["no-such-command"]) == 2 and "unknown command 'no-such-command'" in capsys.readouterr().err
+    assert "::" not in train.build_parser().format_help()
+
+
+def test_on_error_skip_reaches_the_statistics_and_records_each_bad_file_once(tiny_shapes, tmp_path):
+    """--on-error skip goes past a damaged file in training, in validation and in the
+    statistics step; each pass records it once."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_shapes, root)
+    for split in ("train", "val"):
+        (root / split / "disc" / "00000-damaged.JPEG").write_bytes(b"\xff\xd8\xff\xe0 not a JPEG")
+    with pytest.raises(Exception, match="00000-damaged.JPEG"):  # the default stops, naming the file
+        run_train(root, tmp_path / "raise", "--model", "late_concat", "--epochs", "1", "--workers", "0")
+    records = run_train(root, tmp_path / "skip", "--model", "late_concat", "--epochs", "1", "--workers", "0",
+                        "--on-error", "skip")
+    assert records[0]["val_images"] == 16  # the damaged file's slot holds the next readable image
+    assert records[0]["val_skipped_files"] == 1

@@ -145,7 +145,7 @@ def test_normalize_and_channel_subsets():
     y, cbcr = T.ToTensor()(T.CenterCrop(64)(image))
     mean = (torch.arange(64.0), torch.arange(128.0))
     std = (torch.full((64,), 2.0), torch.full((128,), 4.0))
-    ny, ncbcr = T.Normalize(mean, std)(image)  # a DCTImage is computed first
+    ny, ncbcr = T.Normalize(mean, std)((y, cbcr))
     torch.testing.assert_close(ny, (y - mean[0][:, None, None]) / 2.0)
     torch.testing.assert_close(ncbcr, (cbcr - mean[1][:, None, None]) / 4.0)
     sy, scbcr = T.SelectChannels("dctnet24")((ny, ncbcr))
@@ -154,6 +154,8 @@ def test_normalize_and_channel_subsets():
     torch.testing.assert_close(sy[4], ny[8])
     with pytest.raises(ValueError, match="normalize before selecting"):
         T.Normalize(mean, std)((sy, scbcr))
+    selected = T.Normalize(mean, std).select("dctnet24")  # the statistics of the subset
+    torch.testing.assert_close(selected((T.SelectChannels("dctnet24")((y, cbcr)))), (sy, scbcr))
     with pytest.raises(ValueError, match="unknown channel preset"):
         T.SelectChannels("dctnet25")
 
@@ -181,6 +183,6 @@ def test_statistics_estimate_and_round_trip(tmp_path):
     np.testing.assert_allclose(result.mean[0], y.mean(dim=(0, 2, 3)).numpy(), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(result.std[0], y.std(dim=(0, 2, 3), unbiased=False).numpy(), rtol=1e-5, atol=1e-5)
     result.save(tmp_path / "s.json")
-    normalize = T.Normalize.from_file(tmp_path / "s.json")
+    normalize = dctload.stats.load(tmp_path / "s.json").normalize()
     ny, _ = normalize(samples[0])
     assert abs(float(ny[0].mean())) < 3

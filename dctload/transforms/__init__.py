@@ -5,27 +5,29 @@ float32 rounding, dequantize -> inverse DCT (float, no rounding or clamping) -> 
 crop and antialiased bilinear resize as torchvision -> flip -> forward DCT. The train and
 validation recipes of an ImageNet script::
 
-    train = Compose([RandomResizedCrop(224), RandomHorizontalFlip(), ToTensor(), Normalize(*stats)])
-    val = Compose([Resize(256), CenterCrop(224), ToTensor(), Normalize(*stats)])
+    train = Compose([RandomResizedCrop(224), RandomHorizontalFlip(), ToTensor(), Normalize(mean, std)])
+    val = Compose([Resize(256), CenterCrop(224), ToTensor(), Normalize(mean, std)])
 
-``ToTensor`` yields the batch contract's ``(y, cbcr)`` (:mod:`dctload.batch`); geometric
-transforms before it only record what to compute.
+(:class:`dctload.Recipe` builds these from one description that every loader backend
+reads.) ``ToTensor`` yields the batch contract's ``(y, cbcr)`` (:mod:`dctload.batch`);
+geometric transforms before it only record what to compute. ``Normalize`` is
+:class:`dctload.batch.Normalize`, the same class a DCT model puts first.
 """
 
 from __future__ import annotations
-
-from typing import Sequence
 
 import torch
 from torchvision.transforms import Compose
 from torchvision.transforms import RandomResizedCrop as _TorchvisionRandomResizedCrop
 
+from .. import batch
+from ..batch import Normalize
 from . import functional as F
 from .functional import DCTView
 
 __all__ = [
     "CenterCrop", "Compose", "DCTView", "Normalize", "RandomHorizontalFlip",
-    "RandomResizedCrop", "Resize", "SelectChannels", "ToTensor", "F", "imagenet", "resize_size",
+    "RandomResizedCrop", "Resize", "SelectChannels", "ToTensor", "F",
 ]
 
 
@@ -90,58 +92,13 @@ class ToTensor(Transform):
         return F.to_tensor(image)
 
 
-class Normalize(Transform):
-    """``(x - mean) / std`` per component and frequency. ``mean``, ``std``: pairs of
-    (64 luma, 128 chroma) values, e.g. from :func:`dctload.stats.estimate` or
-    ``dctload stats FOLDER`` (``Normalize.from_file``)."""
-
-    def __init__(self, mean: Sequence, std: Sequence):
-        self.mean = tuple(torch.as_tensor(m, dtype=torch.float32) for m in mean)
-        self.std = tuple(torch.as_tensor(s, dtype=torch.float32) for s in std)
-        for m, s, n in zip(self.mean, self.std, (64, 128)):
-            if m.shape != (n,) or s.shape != (n,):
-                raise ValueError(f"mean and std need ({n},) values per component, got {tuple(m.shape)}, {tuple(s.shape)}")
-            if not bool((s > 0).all()):
-                raise ValueError("std must be positive")
-
-    @classmethod
-    def from_file(cls, path) -> "Normalize":
-        from .. import stats
-
-        loaded = stats.load(path)
-        return cls(loaded.mean, loaded.std)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(64 + 128 channels)"
-
-    def __call__(self, sample):
-        return F.normalize(sample, self.mean, self.std)
-
-
 class SelectChannels(Transform):
-    """Keeps a frequency subset: a preset name (``"dctnet24"``) or (luma, chroma) lists."""
+    """Keeps a frequency subset of ``(y, cbcr)``: a preset name (``"dctnet24"``) or
+    (luma, chroma) lists (:func:`dctload.batch.select_channels`)."""
 
     def __init__(self, subset):
         self.subset = subset
-        F.select_channels((torch.zeros(64, 2, 2), torch.zeros(128, 1, 1)), subset)  # validate now
+        batch.channel_indices(subset)  # validate now
 
     def __call__(self, sample):
-        return F.select_channels(sample, self.subset)
-
-
-def resize_size(size: int) -> int:
-    """The validation resize for a crop of ``size``: ImageNet's 256 for 224."""
-    return round(size * 256 / 224)
-
-
-def imagenet(train: bool, size: int = 224, scale=(0.08, 1.0), channels=None, last=None) -> Compose:
-    """ImageNet's recipe in JPEG units: RandomResizedCrop(size, scale) + flip for training,
-    Resize(256/224 x size) + CenterCrop(size) for validation, then ``last`` (default
-    :class:`ToTensor`; :class:`dctload.gpu.ToPacket` for GPU resampling) and an optional
-    channel subset. Normalization is left to the model (after any requantization)."""
-    steps = [RandomResizedCrop(size, scale), RandomHorizontalFlip()] if train else \
-        [Resize(resize_size(size)), CenterCrop(size)]
-    steps.append(last if last is not None else ToTensor())
-    if channels is not None:
-        steps.append(SelectChannels(channels))
-    return Compose(steps)
+        return batch.select_channels(*sample, self.subset)

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .. import batch, coefficients
+from .. import coefficients
 from ..coefficients import AxisMap
 from ..errors import UnsupportedJPEGError
 from ..reader import DCTImage
@@ -151,28 +151,3 @@ def to_tensor(image) -> tuple[torch.Tensor, torch.Tensor]:
     except ValueError as exc:  # a layout the C path cannot take: the file's, so name it
         raise UnsupportedJPEGError(str(exc), img.source, "geometry") from None
     return y, cbcr
-
-
-def _pair(sample) -> tuple[torch.Tensor, torch.Tensor]:
-    return to_tensor(sample) if isinstance(sample, (DCTImage, DCTView)) else sample
-
-
-def normalize(sample, mean: tuple[torch.Tensor, torch.Tensor], std: tuple[torch.Tensor, torch.Tensor]):
-    """``(x - mean) / std`` per component and frequency, on ``(y, cbcr)`` (a view is
-    computed first). ``mean``/``std``: (luma (Cy,), chroma (Cc,)) tensors."""
-    y, cbcr = _pair(sample)
-    out = []
-    for x, m, s in zip((y, cbcr), mean, std):
-        if m.shape[0] != x.shape[-3]:
-            raise ValueError(f"statistics for {m.shape[0]} channels given to {x.shape[-3]} channels;"
-                             " normalize before selecting channels")
-        out.append((x - m[:, None, None]) / s[:, None, None])
-    return tuple(out)
-
-
-def select_channels(sample, subset) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keeps the frequencies of ``subset`` (a preset name of :data:`dctload.batch.CHANNEL_PRESETS`
-    or (luma, chroma) lists); see :func:`dctload.batch.channel_indices`."""
-    y, cbcr = _pair(sample)
-    luma, chroma = batch.channel_indices(subset)
-    return y.index_select(-3, luma), cbcr.index_select(-3, chroma)

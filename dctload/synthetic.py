@@ -1,4 +1,5 @@
-"""The built-in default data set: ImageNet-like JPEGs made from photos scikit-image ships.
+"""Synthetic JPEG folders: the built-in default data set (ImageNet-like JPEGs made from
+photos scikit-image ships) and procedural shapes a network learns in minutes.
 
 Real ImageNet (``../shared/data/README.md``) is mostly 4:4:4 at IJG quality 96 (76%),
 about a fifth 4:2:0 at quality 69-99, a few grayscale, median 500x375 with partial edge
@@ -183,7 +184,17 @@ def default_dataset(num_images: int = 300) -> pathlib.Path:
     return root
 
 
-def list_jpegs(folder: str | os.PathLike) -> list[pathlib.Path]:
-    """JPEG files under ``folder`` (recursively, sorted), by extension."""
-    suffixes = {".jpg", ".jpeg", ".jpe", ".jfif"}
-    return sorted(p for p in pathlib.Path(folder).rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+def main(argv=None) -> int:
+    """``dctload make-shapes ROOT``: writes :func:`make_shapes`'s folder and prints it."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="dctload make-shapes", description=make_shapes.__doc__.split("\n")[0])
+    parser.add_argument("root")
+    parser.add_argument("--classes", type=int, default=4)
+    parser.add_argument("--train-per-class", type=int, default=150)
+    parser.add_argument("--val-per-class", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    options = parser.parse_args(argv)
+    print(make_shapes(options.root, options.classes, options.train_per_class, options.val_per_class,
+                      seed=options.seed))
+    return 0

@@ -1,4 +1,4 @@
-"""``dctload bench`` / ``python -m dctload.bench``: one report of DCT against RGB throughput.
+"""``dctload bench`` / ``python -m bench``: one report of DCT against RGB throughput.
 
 Runs the benchmarks of ``bench/`` side by side on one data set (the built-in default, or
 a folder), each in its own process: the reader, the per-core pipelines, the DataLoader
@@ -6,11 +6,9 @@ and GPU loaders with worker scaling, model forward passes, and end-to-end traini
 (``late_concat_rfa_thinner`` on DCT against ``resnet50`` on RGB, each with its best
 loader) on the CPU and, where CUDA is present, on the GPU. Prints one table of images/s
 per stage with ratios, and writes ``report.json`` (the machine and every figure),
-``stages.png`` and ``workers.png`` to ``bench/results/report[-quick]/`` (``--out``), each
-section's own JSON under its ``sections/``.
-
-The benchmark scripts live in the repository's ``bench/`` folder: run this from a
-checkout (``pip install -e .``), as the README's set-up does.
+``stages.png`` and ``workers.png`` to ``dctload-bench/report[-quick]/`` in the current
+directory (``--out``; never the source tree unless asked), each section's own JSON under
+its ``sections/``. Installed with dctload (``pip install .``), it runs from any directory.
 """
 
 from __future__ import annotations
@@ -23,7 +21,10 @@ import subprocess
 import sys
 import time
 
-BENCH = pathlib.Path(os.environ.get("DCTLOAD_BENCH_DIR", pathlib.Path(__file__).resolve().parents[1] / "bench"))
+from bench import common
+
+#: Where the bench package is importable from, for the sections' processes.
+PACKAGE_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 #: (stage, section, DCT contestant, RGB contestant); ratios are DCT images/s over RGB's.
 STAGES = (
@@ -41,10 +42,12 @@ STAGES = (
 
 
 def run(script: str, *arguments: str) -> None:
-    command = [sys.executable, str(BENCH / script), *arguments]
-    print(f"\n$ {' '.join(command[1:])}", flush=True)
+    module = f"bench.{script.removesuffix('.py')}"
+    command = [sys.executable, "-m", module, *arguments]
+    print(f"\n$ python -m {' '.join(command[2:])}", flush=True)
     start = time.perf_counter()
-    code = subprocess.run(command).returncode
+    path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
+    code = subprocess.run(command, env={**os.environ, "PYTHONPATH": path}).returncode
     if code:
         raise SystemExit(f"dctload bench: {script} failed (exit status {code}); see its output above")
     print(f"({time.perf_counter() - start:.0f} s)", flush=True)
@@ -79,22 +82,13 @@ def stage_figures(sections: dict) -> list[dict]:
     return rows
 
 
-def _common():
-    """``bench/common.py``, the benchmarks' shared helpers."""
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    import common
-
-    return common
-
-
 def _ratio(dct: dict, rgb: dict) -> float:
     """DCT's speed over RGB's: the median of the within-round ratios where the rounds'
     times are recorded (as the targets take it: rounds share the machine's noise), else
     the ratio of images/s."""
     for key in ("seconds_per_image_per_round", "seconds_per_round"):
         if key in dct and key in rgb and len(dct[key]) == len(rgb[key]):
-            return _common().median_ratio(rgb[key], dct[key])
+            return common.median_ratio(rgb[key], dct[key])
     return dct["images_per_s"] / rgb["images_per_s"]
 
 
@@ -142,19 +136,16 @@ def plot(rows: list[dict], sections: dict, out: pathlib.Path, machine: str) -> l
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="dctload bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="dctload bench", description=__doc__.split("\n\n")[0].split(": ", 1)[1])
     parser.add_argument("folder", nargs="?", help="folder of JPEGs (default: the built-in default data set)")
     parser.add_argument("--quick", action="store_true", help="a run of a few minutes: fewer files, rounds and steps")
     parser.add_argument("--skip", default="", help="comma-separated sections to leave out: "
                         "reader,pipeline,loaders,models,training")
     parser.add_argument("--reuse", action="store_true", help="report skipped sections from their last results "
                         "(a run split over several calls)")
-    parser.add_argument("--out", default=None, help="report folder (default bench/results/report[-quick])")
+    parser.add_argument("--out", default=None, help="report folder (default: dctload-bench/report[-quick] in the "
+                        "current directory; bench/results/report updates the committed results)")
     args = parser.parse_args(argv)
-    if not BENCH.is_dir():
-        print(f"dctload bench: the benchmark scripts are not at {BENCH}; run from a checkout of the repository "
-              "(pip install -e .) or set DCTLOAD_BENCH_DIR", file=sys.stderr)
-        return 2
     import torch
 
     cuda = torch.cuda.is_available()
@@ -162,7 +153,7 @@ def main(argv=None) -> int:
     data = [args.folder] if args.folder else []
     quick = ["--quick"] if args.quick else []
     tag = "-quick" if args.quick else ""
-    out = pathlib.Path(args.out) if args.out else BENCH / "results" / f"report{tag}"
+    out = pathlib.Path(args.out) if args.out else common.RESULTS / f"report{tag}"
     # each section's JSON goes to <out>/sections/<section>.json
     names = {section: str((out / "sections" / section).resolve()) for section in ("reader", "pipeline", "loaders")}
     devices = ("cpu", "cuda") if cuda else ("cpu",)
@@ -188,7 +179,6 @@ def main(argv=None) -> int:
 
     sections = {section: load(name) for section, name in names.items()}
     sections = {k: v for k, v in sections.items() if v is not None}
-    common = _common()
     machine = common.machine()
     described = f"{machine['cpu']}, {machine['cores_available']} cores" + (f", {machine['gpu']}" if machine["gpu"] else "")
     rows = stage_figures(sections)

@@ -1,0 +1,5 @@
+import sys
+
+from dctload.cli import main
+
+sys.exit(main())
