@@ -2,9 +2,11 @@
  * dctload._reader: quantized DCT coefficients straight from JPEG bytes.
  *
  * This module only parses bytes and fills arrays: it runs libjpeg up to the
- * end of entropy decoding (jpeg_read_coefficients), copies the blocks that
- * cover the image (not libjpeg's MCU padding) into one malloc'd buffer, and
- * hands that buffer to Python, where numpy views split it per component.
+ * end of entropy decoding (jpeg_read_coefficients) and hands libjpeg's own
+ * coefficient arrays to Python, where numpy views cover the image's blocks (not
+ * the MCU padding); the blocks are copied into one malloc'd buffer only where
+ * libjpeg's rows are not evenly spaced. The batch reader (read_resampled)
+ * resamples them straight into the batch tensors (resample.c).
  * All libjpeg work runs with the GIL released; every call owns its own
  * decompressor, error manager and output, so threads share no mutable state.
  *

@@ -27,7 +27,6 @@ from . import transforms as T
 from .errors import JPEGError, without_frames
 from .transforms import functional as F
 
-GEOMETRY_STEPS = (T.RandomResizedCrop, T.Resize, T.CenterCrop, T.RandomHorizontalFlip)
 BATCH_STEPS = (T.Normalize, T.SelectChannels)
 
 
@@ -67,7 +66,7 @@ def plan(transform: Callable | None) -> Plan | None:
         return None
     split = kinds.index(T.ToTensor)
     geometry, tail = steps[:split], steps[split + 1:]
-    if not all(isinstance(step, GEOMETRY_STEPS) for step in geometry) or \
+    if not all(isinstance(step, T.Geometry) for step in geometry) or \
             not all(isinstance(step, BATCH_STEPS) for step in tail):
         return None
     return Plan(tuple(geometry), tuple(tail))

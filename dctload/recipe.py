@@ -100,16 +100,16 @@ class Recipe:
             geometry = [v2.Resize(self.resize_size, antialias=True), v2.CenterCrop(self.size)]
         return v2.Compose([*geometry, v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
-    def draw(self, height: int, width: int) -> tuple[tuple[int, int, int, int], bool]:
+    def draw(self, height: int, width: int) -> tuple[tuple[int, int, int, int], tuple[bool, ...]]:
         """The recipe's random draws for an image of ``height`` x ``width`` pixels (from
-        its header): the box (top, left, height, width) and the flip, in the DCT path's
-        order (the whole image and no flip for validation)."""
+        its header), in the DCT path's order: the box (top, left, height, width) and the
+        flips that :meth:`on_pixels` applies (the whole image, no flip, for validation)."""
         if not self.train:
-            return (0, 0, height, width), False
+            return (0, 0, height, width), (False,)
         box = T.RandomResizedCrop.get_params(height, width, self.scale, self.ratio)
-        return box, bool(torch.rand(1) < self.flip)
+        return box, (bool(torch.rand(1) < self.flip),)
 
-    def on_pixels(self, image: torch.Tensor, box: Sequence[int], flip: bool) -> torch.Tensor:
+    def on_pixels(self, image: torch.Tensor, box: Sequence[int], flips: Sequence[bool]) -> torch.Tensor:
         """A decoded (3, H, W) image through the recipe with the draws of :meth:`draw`, in
         float (no rounding), on the image's device: 0..255, not normalized."""
         import torchvision.transforms.v2.functional as v2
@@ -120,7 +120,7 @@ class Recipe:
             image = v2.resized_crop(image, top, left, height, width, [self.size, self.size], antialias=True)
         else:
             image = v2.center_crop(v2.resize(image, [self.resize_size], antialias=True), [self.size, self.size])
-        return image.flip(-1) if flip else image
+        return image.flip(-1) if flips[0] else image
 
     def dali_images(self, dali, jpegs, decoder: str, decoder_args: dict):
         """The recipe as DALI operators on encoded ``jpegs``: (float HWC RGB images in

@@ -23,8 +23,8 @@ from .exact_gpu import gpu_batches
 
 
 class EncodedJPEGs(Dataset):
-    """``(path, target)`` samples -> ``((bytes, box, flip, path), target)`` for GPU
-    decoders, the draws made from the header only (:func:`dctload.read_header`).
+    """``(path, target)`` samples -> ``((bytes, box, flips, path), target)`` for GPU
+    decoders, the recipe's draws made from the header only (:func:`dctload.read_header`).
     Unreadable headers raise ``JPEGError`` naming the file."""
 
     def __init__(self, samples: Sequence[tuple[str, int]], recipe: Recipe):
@@ -41,15 +41,15 @@ class EncodedJPEGs(Dataset):
             header = read_header(encoded)
         except JPEGError as exc:
             raise type(exc)(exc.reason, source=path, code=exc.code) from None
-        box, flip = self.recipe.draw(header["height"], header["width"])
+        box, flips = self.recipe.draw(header["height"], header["width"])
         data = torch.frombuffer(bytearray(encoded), dtype=torch.uint8)
-        return (data, torch.tensor(box), flip, path), target
+        return (data, torch.tensor(box), torch.tensor(flips), path), target
 
 
 def collate_encoded(samples: Sequence) -> tuple:
     data = [s[0][0] for s in samples]
     boxes = torch.stack([s[0][1] for s in samples])
-    flips = torch.tensor([s[0][2] for s in samples])
+    flips = torch.stack([s[0][2] for s in samples])
     paths = [s[0][3] for s in samples]
     return (data, boxes, flips, paths), torch.utils.data.default_collate([s[1] for s in samples])
 
@@ -87,6 +87,6 @@ class NvJPEGLoader(Loader):
     def batches(self):
         for (data, boxes, flips, paths), targets in self.loader:
             images = decode_on_gpu(data, paths, self.device)
-            pixels = torch.stack([self.recipe.on_pixels(image, box, flip)
-                                  for image, box, flip in zip(images, boxes.tolist(), flips.tolist())])
+            pixels = torch.stack([self.recipe.on_pixels(image, box, drawn)
+                                  for image, box, drawn in zip(images, boxes.tolist(), flips.tolist())])
             yield pixels_to_batch(pixels), targets.to(self.device, non_blocking=True)

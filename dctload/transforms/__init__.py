@@ -26,7 +26,7 @@ from . import functional as F
 from .functional import DCTView
 
 __all__ = [
-    "CenterCrop", "Compose", "DCTView", "Normalize", "RandomHorizontalFlip",
+    "CenterCrop", "Compose", "DCTView", "Geometry", "Normalize", "RandomHorizontalFlip",
     "RandomResizedCrop", "Resize", "SelectChannels", "ToTensor", "F",
 ]
 
@@ -37,7 +37,12 @@ class Transform:
         return f"{type(self).__name__}({fields})"
 
 
-class RandomResizedCrop(Transform):
+class Geometry(Transform):
+    """A step that only records geometry on a :class:`DCTView` (``ToTensor`` computes it):
+    the batch path (:mod:`dctload.fused`) draws every such step from file headers."""
+
+
+class RandomResizedCrop(Geometry):
     """A random box of area ``scale`` and aspect ``ratio``, resized to ``size``: the box
     is drawn by torchvision's own ``RandomResizedCrop.get_params`` (same random stream)."""
 
@@ -57,7 +62,7 @@ class RandomResizedCrop(Transform):
         return F.resized_crop(image, top, left, h, w, self.size)
 
 
-class Resize(Transform):
+class Resize(Geometry):
     """torchvision's ``Resize(size)`` (antialiased bilinear): an int is the shorter side."""
 
     def __init__(self, size):
@@ -67,7 +72,7 @@ class Resize(Transform):
         return F.resize(image, self.size)
 
 
-class CenterCrop(Transform):
+class CenterCrop(Geometry):
     def __init__(self, size):
         self.size = size
 
@@ -75,7 +80,7 @@ class CenterCrop(Transform):
         return F.center_crop(image, self.size)
 
 
-class RandomHorizontalFlip(Transform):
+class RandomHorizontalFlip(Geometry):
     """Flips with probability ``p``, drawing ``torch.rand(1)`` as torchvision does."""
 
     def __init__(self, p: float = 0.5):
