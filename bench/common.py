@@ -89,7 +89,7 @@ def prefetch_depth(loader) -> int:
     CPU and GPU queues (the ``dali`` backends)."""
     import torch
 
-    inner = getattr(loader, "loader", loader)
+    inner = getattr(loader, "dataloader", None) or loader
     if isinstance(inner, torch.utils.data.DataLoader):
         return inner.num_workers * (inner.prefetch_factor or 0)
     pipeline = getattr(loader, "pipeline", None)

@@ -65,7 +65,7 @@ def packet_loader(samples, workers: int, batch: int):
     coefficients = dctload.loader(samples, "coefficients", dctload.Recipe(), batch_size=batch, workers=workers,
                                   device="cpu", on_error="skip", prefetch_factor=common.PREFETCH_FACTOR,
                                   persistent_workers=False)
-    return coefficients.loader
+    return coefficients.dataloader
 
 
 def packet_kilobytes(samples, batch: int) -> dict:

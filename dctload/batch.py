@@ -67,6 +67,14 @@ def select_channels(y: torch.Tensor, cbcr: torch.Tensor, subset) -> tuple[torch.
     return y.index_select(-3, luma.to(y.device)), cbcr.index_select(-3, chroma.to(cbcr.device))
 
 
+def tensors(sample, step: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sample`` as ``(y, cbcr)`` tensors, or a TypeError that says where ``step`` goes."""
+    if not (isinstance(sample, (tuple, list)) and len(sample) == 2 and all(isinstance(x, torch.Tensor) for x in sample)):
+        raise TypeError(f"{step} takes the (y, cbcr) tensors of ToTensor, not {type(sample).__name__}: "
+                        "put it after ToTensor()")
+    return sample[0], sample[1]
+
+
 class Normalize(nn.Module):
     """``(x - mean) / std`` per component and frequency, of one ``(y, cbcr)`` sample or a
     batch, on any device: a step of a CPU recipe (``transforms.Compose``), or a DCT
@@ -103,7 +111,7 @@ class Normalize(nn.Module):
     def forward(self, y, cbcr: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``normalize(y, cbcr)`` (a model's layer) or ``normalize((y, cbcr))`` (a transform)."""
         if cbcr is None:
-            y, cbcr = y
+            y, cbcr = tensors(y, "Normalize")
         (ym, ys), (cm, cs) = self._statistics(y, cbcr)
         return (y - ym) / ys, (cbcr - cm) / cs
 

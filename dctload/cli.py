@@ -1,8 +1,9 @@
 """The ``dctload`` command (also ``python -m dctload``): one entry point for the tools.
 
 dctload's own commands are listed here; packages installed beside it add theirs through
-the ``dctload.commands`` entry-point group (this repository's ``bench`` adds ``bench``,
-and ``nets`` adds ``train``, ``evaluate`` and ``plot``), so dctload imports neither.
+the ``dctload.commands`` entry-point group (setup.py's: ``bench``, and ``train``,
+``evaluate`` and ``plot`` of ``nets``), loaded only when their command runs: dctload
+imports neither package.
 """
 
 from __future__ import annotations
@@ -14,13 +15,6 @@ from importlib import import_module, metadata
 BUILT_IN = {
     "stats": ("dctload.stats", "per-frequency normalization statistics of a folder"),
     "make-shapes": ("dctload.synthetic", "a labelled JPEG folder of procedural shapes (a quick training set)"),
-}
-#: One line of help for the commands of this repository's other packages.
-KNOWN_PLUGINS = {
-    "bench": "the DCT-vs-RGB throughput report (default data set or a folder)",
-    "train": "train a DCT-input ResNet (or the RGB baseline) on an ImageFolder tree",
-    "evaluate": "top-1/top-5 of a training checkpoint",
-    "plot": "curves of a training run",
 }
 
 
@@ -39,7 +33,8 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     found = plugins()
     commands = {name: text for name, (_, text) in BUILT_IN.items()}
-    commands.update({name: KNOWN_PLUGINS.get(name, f"from {ep.value.split(':')[0]}") for name, ep in found.items()})
+    # a plugin's own --help says what it does: listing it imports nothing of its package
+    commands.update({name: f"(from {ep.value.split(':')[0]}; dctload {name} --help)" for name, ep in found.items()})
     if not argv or argv[0] in ("-h", "--help"):
         print(usage(commands), file=sys.stdout if argv else sys.stderr, end="")
         return 0 if argv else 2
@@ -48,9 +43,7 @@ def main(argv=None) -> int:
         return import_module(BUILT_IN[name][0]).main(rest) or 0
     if name in found:
         return found[name].load()(rest) or 0
-    missing = f" (installed with the repository's {'bench' if name == 'bench' else 'nets'} package: pip install .)" \
-        if name in KNOWN_PLUGINS else ""
-    print(f"dctload: unknown command {name!r}{missing}\n\n" + usage(commands), file=sys.stderr, end="")
+    print(f"dctload: unknown command {name!r}\n\n" + usage(commands), file=sys.stderr, end="")
     return 2
 
 

@@ -124,7 +124,7 @@ class DCTFiles(torch.utils.data.Dataset):
         for attempt in range(first, len(self.samples)):
             path, target = self.samples[(index + attempt) % len(self.samples)]
             try:
-                image = self._load(path)
+                image = self._load(path, own_slot=attempt == 0)
             except (JPEGError, OSError) as exc:
                 if self.on_error == "raise":
                     raise
@@ -191,17 +191,19 @@ class DCTFiles(torch.utils.data.Dataset):
         image, target = self._readable(index, first=1)
         return F.to_tensor(plan.draw(image)), target
 
-    def _load(self, path: str) -> DCTImage:
+    def _load(self, path: str, own_slot: bool = True) -> DCTImage:
+        """The file's image, by ``on_error``'s route; its warnings are recorded when it is
+        read for its own slot, not again as a stand-in for another's."""
         try:
             image = self.read(path)
-            if image.warnings:
+            if image.warnings and own_slot:
                 self._record_warnings(path, image.warnings)
             return image
         except (JPEGError, OSError) as exc:
             if self.on_error != "fallback" or isinstance(exc, FileNotFoundError):
                 raise
             try:
-                return _decode_with_pillow(path, exc, self.max_pixels)
+                return decode_with_pillow(path, exc, self.max_pixels)
             except (JPEGError, OSError):
                 raise exc from None
 
@@ -253,7 +255,9 @@ class DCTImageFolder(DCTFiles):
         self.root = os.fspath(root)
 
 
-def _decode_with_pillow(path: str, cause: BaseException, max_pixels: int | None) -> DCTImage:
+def decode_with_pillow(path: str, cause: BaseException, max_pixels: int | None) -> DCTImage:
+    """``on_error="fallback"``: Pillow decodes what libjpeg refused (``cause``), to exact
+    4:4:4 coefficients; a JPEGError naming both decoders where Pillow cannot either."""
     from PIL import Image, UnidentifiedImageError
 
     try:

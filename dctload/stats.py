@@ -22,7 +22,7 @@ import torch
 from . import reader
 from .batch import Normalize
 from .errors import JPEGError
-from .folder import _decode_with_pillow, check_on_error, list_jpegs
+from .folder import ON_ERROR, check_on_error, decode_with_pillow, list_jpegs
 
 log = logging.getLogger("dctload")
 
@@ -98,7 +98,7 @@ def estimate(
                 try:
                     if on_error != "fallback":
                         raise sample
-                    sample = transform(_decode_with_pillow(name, sample, reader.DEFAULT_MAX_PIXELS))
+                    sample = transform(decode_with_pillow(name, sample, reader.DEFAULT_MAX_PIXELS))
                 except (JPEGError, OSError) as exc:
                     log.warning("dctload stats: skipped %s: %s", name, exc)
                     skipped.append((name, str(exc)))
@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", default="dctload-stats.json", help="where to write the JSON (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=None, help="use at most this many files (an even spread)")
     parser.add_argument("--threads", type=int, default=None, help="reader threads (default: every usable core)")
-    parser.add_argument("--on-error", choices=("raise", "fallback", "skip"), default="raise",
+    parser.add_argument("--on-error", choices=ON_ERROR, default="raise",
                         help="a file that cannot be read: stop, decode it with Pillow, or leave it out (listed)")
     args = parser.parse_args(argv)
     files = list_jpegs(args.folder)

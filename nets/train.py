@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--loader dali: share of images for the GPU's hardware JPEG decoder (DALI's default 0.65)")
     p.add_argument("--stats", default=None, help="dctload stats file; estimated from the train set if absent")
     p.add_argument("--stats-images", type=int, default=500, help="train images for estimating statistics")
-    p.add_argument("--on-error", choices=("raise", "fallback", "skip"), default="raise",
+    p.add_argument("--on-error", choices=dctload.folder.ON_ERROR, default="raise",
                    help="bad files, in loading and in the statistics (DCT models; backends cpu and coefficients)")
     jpeg = p.add_argument_group("JPEG-DL requantization (DCT models) or JPEG layer (RGB models)")
     jpeg.add_argument("--jpeg-dl", action="store_true", help="learn quantization steps in front of the network")
@@ -313,16 +313,14 @@ def main(argv=None) -> int:
     dct = nets.is_dct_model(args.model)
     if args.channels and not dct:
         raise SystemExit(f"--channels is for DCT models; {args.model} reads RGB")
-    if args.hw_decoder_load is not None and args.loader != "dali":  # before any data is read
-        raise SystemExit(f"--hw-decoder-load sets DALI's nvJPEG decoding (--loader dali), which --loader {args.loader} "
-                         "does not use")
-    if not dct and args.loader not in RGB_BACKENDS:
-        raise SystemExit(f"{args.model} reads RGB: --loader {' or '.join(RGB_BACKENDS)}, not {args.loader}")
     if args.workers is None:
         args.workers = default_workers(env.device)
     pin = env.device.type == "cuda"
-    train_batches = make_loader(args, env, "train", train=True, workers=args.workers)
-    val_batches = make_loader(args, env, "val", train=False, workers=args.workers)
+    try:  # dctload.loader checks the options before it reads any file
+        train_batches = make_loader(args, env, "train", train=True, workers=args.workers)
+        val_batches = make_loader(args, env, "val", train=False, workers=args.workers)
+    except ValueError as exc:
+        raise SystemExit(f"nets.train: {exc}") from None
     if train_batches.classes != val_batches.classes:
         raise SystemExit(f"train and val classes differ: {train_batches.classes} vs {val_batches.classes}")
     if len(train_batches) < args.accumulate:

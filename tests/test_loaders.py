@@ -87,8 +87,11 @@ def test_every_backend_reads_the_recipe(squares, backend):
     for (y, cbcr), targets in dctload.loader(squares, "cpu", recipe, batch_size=8, workers=0):
         for k, target in enumerate(targets.tolist()):
             reference.setdefault(target, []).append((y[k], cbcr[k]))
-    unflipped = next(iter(dctload.loader(squares, "cpu", Recipe(size=32, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=0.0,
-                                                                channels="dctnet24"), batch_size=8, workers=0)))
+    unflipped = {}
+    for (y, _), targets in dctload.loader(squares, "cpu", Recipe(size=32, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=0.0,
+                                                                channels="dctnet24"), batch_size=8, workers=0):
+        for k, target in enumerate(targets.tolist()):
+            unflipped.setdefault(target, []).append(y[k])
     loader = dctload.loader(squares, backend, recipe, batch_size=8, workers=1, device="cpu")
     assert len(loader) == 1 and loader.classes == ["cat", "dog"] and loader.device.type == "cpu"
     loader.set_epoch(1)
@@ -96,12 +99,12 @@ def test_every_backend_reads_the_recipe(squares, backend):
     assert y.shape == (8, 16, 4, 4) and cbcr.shape == (8, 8, 2, 2)
     exact = backend in ("cpu", "coefficients", "dali-hybrid")
     for k, target in enumerate(targets.tolist()):
-        errors = [float((y[k] - ry).abs().max()) for ry, _ in reference[target]]
-        best = min(errors)
         scale = float(reference[target][0][0].abs().max())
+        best = min(float((y[k] - ry).abs().max()) for ry, _ in reference[target])
         assert best <= (1e-5 if exact else 0.05) * scale, (backend, best, scale)
-    # the flip is there: the unflipped batch differs in the odd horizontal frequencies
-    assert not torch.allclose(unflipped[0][0], reference[unflipped[1][0].item()][0][0], atol=1e-3)
+        # and flipped: no image of its class unflipped is as close (a backend that ignored flip fails here)
+        plain = min(float((y[k] - ry).abs().max()) for ry in unflipped[target])
+        assert plain > 0.2 * scale, (backend, plain, scale)
 
 
 def test_rgb_output_comes_from_the_same_recipe(folder):
@@ -147,24 +150,45 @@ def test_shards_and_epochs(folder):
     assert not torch.equal(epoch(0, 0)[0], epoch(0, 1)[0])
 
 
-def test_defaults_fit_the_machine(folder):
-    """Workers default to the usable cores, pinned memory only towards CUDA: no torch
-    warning about too many workers or pinning without an accelerator."""
-    assert 1 <= loaders.default_workers() == loaders.usable_cores()
+def test_defaults_fit_the_machine(folder, monkeypatch):
+    """Workers default to the usable cores (shared among torchrun's processes, one left to
+    a process that drives a GPU), pinned memory only towards CUDA: no torch warning about
+    too many workers or pinning without an accelerator."""
+    monkeypatch.setattr(loaders, "default_num_threads", lambda: 16)
+    assert loaders.default_workers() == 16 and loaders.default_workers(torch.device("cuda")) == 15
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert loaders.default_workers() == 4 and loaders.default_workers(torch.device("cuda")) == 3
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
+    assert loaders.default_workers(torch.device("cuda")) == 1
+    monkeypatch.undo()
+    cores = dctload.reader.default_num_threads()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         train = dctload.loader(folder)
-        assert train.options.workers == loaders.usable_cores() and not train.options.pin_memory
+        assert train.options.workers == cores and not train.options.pin_memory
         for _ in train:
             pass
 
 
-def test_skipped_files_are_reachable_from_the_loader(folder, tmp_path):
-    import shutil
+@pytest.mark.parametrize("backend", BACKENDS_ON_CPU)
+def test_training_shards_hold_as_many_batches_on_every_rank(folder, backend):
+    """8 files over 3 ranks: every rank the same number of batches (DistributedDataParallel
+    waits forever otherwise), all of them full; set_epoch reshuffles where the backend
+    owns its shuffle."""
+    counts = []
+    for rank in range(3):
+        loader = dctload.loader(folder, backend, Recipe(size=32), batch_size=2, workers=1, device="cpu", rank=rank,
+                                world=3)
+        batches = [targets for _, targets in loader]
+        counts.append((len(loader), len(batches)))
+        assert all(len(t) == 2 for t in batches)
+    assert len(set(counts)) == 1 and counts[0][0] == counts[0][1] >= 1, counts
+    if backend.startswith("dali"):
+        return  # DALI shuffles by its own epoch count (Loader.set_epoch)
+    loader = dctload.loader(folder, backend, Recipe(size=32), batch_size=8, workers=0, device="cpu")
 
-    root = tmp_path / "train"
-    shutil.copytree(folder, root)
-    (root / "cat" / "9.JPEG").write_bytes(b"\xff\xd8\xff\xe0 not a JPEG")
-    val = dctload.loader(root, "cpu", Recipe.val(32), batch_size=3, workers=0, on_error="skip")
-    assert sum(len(t) for _, t in val) == 9
-    assert [p for p, _, _ in val.skipped()] == [str(root / "cat" / "9.JPEG")]
+    def order(epoch):
+        loader.set_epoch(epoch)
+        return [key[-1] if isinstance(key, tuple) else key for key in loader.shuffle]  # (epoch, index) for cpu
+
+    assert order(0) == order(0) and order(0) != order(1) and sorted(order(1)) == list(range(8))

@@ -49,6 +49,23 @@ def test_dctload_never_imports_nets_or_bench():
         assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
 
 
+def test_at_run_time_dctload_loads_neither_nets_nor_bench():
+    """Every dctload module imported, and the command's help listed: no module of nets or
+    bench in the process (string imports and entry points included)."""
+    script = ("import pkgutil, importlib, sys, dctload, dctload.cli\n"
+              "for m in pkgutil.walk_packages(dctload.__path__, 'dctload.'):\n"
+              "    if not m.name.endswith('__main__'):\n"
+              "        importlib.import_module(m.name)\n"
+              "dctload.cli.main(['--help'])\n"
+              "print('MODULES', ' '.join(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         cwd=ROOT / "tests").stdout
+    assert "(from nets.train" in out  # the help lists the plugins' commands without loading them
+    loaded = out.rsplit("MODULES ", 1)[1].split()
+    assert "dctload.loaders.dali" in loaded and "dctload.cli" in loaded
+    assert not [m for m in loaded if m.split(".")[0] in ("nets", "bench")]
+
+
 def test_models_import_no_loader_and_import_nets_loads_none():
     loading = ("dctload.loaders", "dctload.folder", "dctload.fused", "dctload.recipe", "dctload.packets",
                "nvidia.dali", "bench")

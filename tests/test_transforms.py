@@ -158,6 +158,9 @@ def test_normalize_and_channel_subsets():
     torch.testing.assert_close(selected((T.SelectChannels("dctnet24")((y, cbcr)))), (sy, scbcr))
     with pytest.raises(ValueError, match="unknown channel preset"):
         T.SelectChannels("dctnet25")
+    for step in (T.Normalize(mean, std), T.SelectChannels("dctnet24")):  # geometry pending: ToTensor first
+        with pytest.raises(TypeError, match="after ToTensor"):
+            T.Compose([T.CenterCrop(64), step])(image)
 
 
 def test_collate_stacks_into_the_contract():

@@ -40,6 +40,7 @@ from typing import Iterator, Sequence
 import torch
 
 from ..folder import check_on_error, scan
+from ..reader import default_num_threads
 from ..recipe import Recipe
 
 BACKENDS = ("cpu", "coefficients", "nvjpeg", "dali", "dali-hybrid")
@@ -47,16 +48,12 @@ BACKENDS = ("cpu", "coefficients", "nvjpeg", "dali", "dali-hybrid")
 RGB_BACKENDS = ("cpu", "dali")
 
 
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def default_workers(device: torch.device | None = None) -> int:
-    """Worker processes (or DALI threads) by default: one per usable core, one core
-    left to a process that drives a GPU."""
-    cores = usable_cores()
-    return max(1, cores - 1) if device is not None and device.type == "cuda" and cores > 2 else cores
+    """Workers by default: the usable cores (:func:`dctload.reader.default_num_threads`)
+    shared among the processes torchrun starts on this node (``LOCAL_WORLD_SIZE``), one
+    core of each share left to a process that drives a GPU."""
+    share = max(1, default_num_threads() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    return share - 1 if device is not None and device.type == "cuda" and share > 2 else share
 
 
 def worker_init(_worker_id: int) -> None:
@@ -94,11 +91,11 @@ class Loader:
     """What :func:`loader` returns: ``len()`` batches, iteration, :meth:`set_epoch`
     (also as ``sampler.set_epoch``, as ImageNet scripts call it), and ``backend``,
     ``recipe``, ``samples``, ``classes``, ``device``, ``dataset`` (the dataset under a
-    DataLoader, or None). Backends built on a DataLoader set ``loader`` and ``shuffle``
-    (its sampler, which :meth:`set_epoch` reaches)."""
+    DataLoader, or None). Backends built on a DataLoader set ``dataloader`` and
+    ``shuffle`` (its sampler, which :meth:`set_epoch` reaches)."""
 
     dataset = None
-    loader = None
+    dataloader = None
     shuffle = None
 
     def __init__(self, backend: str, recipe: Recipe, samples: list, classes: list, options: Options):
@@ -107,7 +104,7 @@ class Loader:
         self.device = options.device
 
     def __len__(self) -> int:
-        return len(self.loader)
+        return len(self.dataloader)
 
     def batches(self) -> Iterator:
         """The backend's batches, before the recipe's channel subset."""
@@ -121,7 +118,9 @@ class Loader:
             yield self.recipe.select(y, cbcr), targets
 
     def set_epoch(self, epoch: int) -> None:
-        """The shuffle (and, for ``cpu``, the draws) of ``epoch``."""
+        """The shuffle (and, for ``cpu``, the draws) of ``epoch``. DALI's backends shuffle
+        by their own count of epochs since the loader was made: there it does nothing,
+        and a resumed run is not exact."""
         if self.shuffle is not None:
             self.shuffle.set_epoch(epoch)
 
@@ -154,10 +153,12 @@ def loader(source: str | os.PathLike | Sequence[tuple[str, int]], backend: str =
     """Batches of ``source`` (an ImageFolder-layout folder, or ``(path, class index)``
     samples) through ``recipe`` (default: the training recipe at 224) on ``backend``.
 
-    ``workers``: DataLoader worker processes, or DALI's threads (``dali``) and worker
-    processes (``dali-hybrid``); default one per usable core (:func:`default_workers`).
-    ``device``: where batches are made and delivered; default ``cpu`` for the ``cpu``
-    backend, else ``cuda`` (the GPU backends also run on ``cpu``, for tests). ``rank``,
+    ``workers``: the CPU processes or threads that feed the backend - DataLoader worker
+    processes, DALI's threads (``dali``) or DALI's Python worker processes
+    (``dali-hybrid``); default :func:`default_workers`. ``device``: where batches (inputs
+    and targets) are delivered; default ``cpu`` for the ``cpu`` backend (which makes them
+    on the CPU and copies them from pinned memory to another device), else ``cuda``,
+    where the GPU backends make them (they also run on ``cpu``, for tests). ``rank``,
     ``world``: this process's shard for DistributedDataParallel; training shuffles per
     epoch from ``seed``, validation reads every file once over all ranks. ``output``:
     ``"dct"`` (the batch contract) or ``"rgb"`` (``cpu`` and ``dali``).
@@ -207,4 +208,4 @@ def loader(source: str | os.PathLike | Sequence[tuple[str, int]], backend: str =
     return kind(backend, recipe, samples, classes, options)
 
 
-__all__ = ["BACKENDS", "Loader", "Options", "RGB_BACKENDS", "default_workers", "loader", "usable_cores", "worker_init"]
+__all__ = ["BACKENDS", "Loader", "Options", "RGB_BACKENDS", "default_workers", "loader", "worker_init"]

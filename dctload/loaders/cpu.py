@@ -52,7 +52,7 @@ class EpochSeeded(Dataset):
     def __getitem__(self, key):
         epoch, index = key
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self._seed(epoch, index))
+            torch.default_generator.manual_seed(self._seed(epoch, index))  # as fused.seeded: the CPU draws only
             return self.dataset[index]
 
     def __getitems__(self, keys):
@@ -85,7 +85,8 @@ class EpochSampler(Sampler):
 class CPULoader(Loader):
     """Training: shuffled, sharded, epoch-seeded batches, the last incomplete one dropped
     (as ImageNet scripts do). Validation: every image once over all ranks (strided
-    shards, no padding), the last batch partial. ``loader`` is the DataLoader."""
+    shards, no padding), the last batch partial. ``dataloader`` is the DataLoader; batches
+    for another device are copied there (from pinned memory when ``pin_memory``)."""
 
     def __init__(self, backend, recipe, samples, classes, options):
         super().__init__(backend, recipe, samples, classes, options)
@@ -100,11 +101,17 @@ class CPULoader(Loader):
         common = dict(collate_fn=collate_fn, **options.dataloader())
         if recipe.train:
             self.shuffle = EpochSampler(self.dataset, options.world, options.rank, options.seed)
-            self.loader = DataLoader(EpochSeeded(self.dataset, options.seed), sampler=self.shuffle,
-                                     drop_last=True, **common)
+            self.dataloader = DataLoader(EpochSeeded(self.dataset, options.seed), sampler=self.shuffle,
+                                         drop_last=True, **common)
         else:
             shard = Subset(self.dataset, range(options.rank, len(self.dataset), options.world))
-            self.loader = DataLoader(shard, shuffle=False, **common)
+            self.dataloader = DataLoader(shard, shuffle=False, **common)
 
     def batches(self):
-        return iter(self.loader)
+        if self.device.type == "cpu":
+            yield from self.dataloader
+            return
+        for inputs, targets in self.dataloader:
+            inputs = tuple(x.to(self.device, non_blocking=True) for x in inputs) if isinstance(inputs, (tuple, list)) \
+                else inputs.to(self.device, non_blocking=True)
+            yield inputs, targets.to(self.device, non_blocking=True)

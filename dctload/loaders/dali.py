@@ -23,10 +23,8 @@ import numpy as np
 import torch
 
 from ..packet_resampling import resample_packets
-from ..packets import ToPacket
 from ..pixels import IMAGENET_MEAN, IMAGENET_STD, pixels_to_batch
 from ..recipe import Recipe
-from ..transforms import Compose
 from . import Loader
 
 
@@ -82,14 +80,19 @@ class CoefficientSource:
     epoch (reshuffled for training) and the recipe's draws (torch's RNG seeded from
     ``seed``, epoch and iteration). Each worker keeps only the current epoch's order.
     Raises StopIteration past an epoch's end (the last batch is partial for validation,
-    dropped for training)."""
+    dropped for training). Training shards are padded as ``DistributedSampler`` pads them
+    (every rank the same number of batches, or DistributedDataParallel waits forever);
+    validation shards are not (every file once)."""
 
     def __init__(self, files, labels, recipe: Recipe, batch_size: int, shard_id: int = 0, num_shards: int = 1,
                  seed: int = 0):
         self.files, self.labels = list(files), np.asarray(labels, np.int64)
         self.train, self.batch_size, self.seed = recipe.train, batch_size, seed
-        self.recipe = Compose([*recipe.geometry(), ToPacket()])
-        self.shard = np.arange(shard_id, len(self.files), num_shards)
+        self.transform = recipe.packet_transform()
+        files = np.arange(len(self.files))
+        if recipe.train:
+            files = np.resize(files, math.ceil(len(files) / num_shards) * num_shards)  # repeats the first few
+        self.shard = files[shard_id::num_shards]
         self._shuffled = (None, self.shard)  # (epoch, order) of the last epoch read
 
     def __len__(self) -> int:
@@ -114,7 +117,7 @@ class CoefficientSource:
         indices = self.order(info.epoch_idx)[start:start + self.batch_size]
         torch.set_num_threads(1)  # one worker process per core already
         torch.manual_seed(int(np.random.SeedSequence([self.seed, info.epoch_idx, info.iteration]).generate_state(1)[0]))
-        results = read_batch([self.files[i] for i in indices], num_threads=1, transform=self.recipe,
+        results = read_batch([self.files[i] for i in indices], num_threads=1, transform=self.transform,
                              fallback="pixels", errors="return")
         # DALI hands a worker's exception on as text, so a file that cannot be read travels
         # as an empty packet labelled -1 - its index, and the loader raises its typed error.
@@ -125,11 +128,11 @@ class CoefficientSource:
 
     def raise_failure(self, labels: torch.Tensor) -> None:
         """Raises the error of the first file marked failed in a batch's ``labels``, by
-        reading it again here (a JPEGError or OSError that names the file)."""
+        reading and transforming it again here (a JPEGError or OSError that names the file)."""
         from ..reader import read_coefficients
 
         path = self.files[-1 - int(labels[labels < 0][0])]
-        read_coefficients(path, fallback="pixels")
+        self.transform(read_coefficients(path, fallback="pixels"))
         raise RuntimeError(f"{path}: could not be read in a DALI worker, but reads in the main process")
 
 
@@ -229,9 +232,9 @@ class DALILoader(Loader):
                 packets = [outputs[k] for k in ("y", "cb", "cr", "tables", "geometry")]
                 yield resample_packets(packets), targets.to(self.device, non_blocking=True)
             elif self.options.output == "rgb":
-                yield outputs["images"], targets
+                yield outputs["images"], targets.to(self.device, non_blocking=True)
             else:
-                yield pixels_to_batch(outputs["images"]), targets
+                yield pixels_to_batch(outputs["images"]), targets.to(self.device, non_blocking=True)
 
 
 def unreadable_file_error(files: Sequence[str], error: Exception) -> Exception:

@@ -12,8 +12,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from ..folder import DCTFiles
 from ..packet_resampling import resample_packets
-from ..packets import ToPacket, collate_packets
-from ..transforms import Compose
+from ..packets import collate_packets
 from . import Loader
 
 
@@ -31,15 +30,14 @@ def gpu_batches(dataset, collate_fn, recipe, options) -> tuple[DataLoader, Distr
 
 
 class PacketLoader(Loader):
-    """``loader``: the DataLoader of packets; ``dataset``: its :class:`dctload.DCTFiles`
+    """``dataloader``: the DataLoader of packets; ``dataset``: its :class:`dctload.DCTFiles`
     (``skipped()`` for ``on_error="skip"``)."""
 
     def __init__(self, backend, recipe, samples, classes, options):
         super().__init__(backend, recipe, samples, classes, options)
-        self.dataset = DCTFiles(samples, Compose([*recipe.geometry(), ToPacket()]), on_error=options.on_error,
-                                classes=classes)
-        self.loader, self.shuffle = gpu_batches(self.dataset, collate_packets, recipe, options)
+        self.dataset = DCTFiles(samples, recipe.packet_transform(), on_error=options.on_error, classes=classes)
+        self.dataloader, self.shuffle = gpu_batches(self.dataset, collate_packets, recipe, options)
 
     def batches(self):
-        for packets, targets in self.loader:
+        for packets, targets in self.dataloader:
             yield resample_packets(packets, self.device), targets.to(self.device, non_blocking=True)

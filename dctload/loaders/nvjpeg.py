@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from ..errors import JPEGError
 from ..pixels import pixels_to_batch
-from ..reader import read_header
+from ..reader import DEFAULT_MAX_PIXELS, read_header
 from ..recipe import Recipe
 from . import Loader
 from .exact_gpu import gpu_batches
@@ -41,6 +41,9 @@ class EncodedJPEGs(Dataset):
             header = read_header(encoded)
         except JPEGError as exc:
             raise type(exc)(exc.reason, source=path, code=exc.code) from None
+        if header["width"] * header["height"] > DEFAULT_MAX_PIXELS:  # the reader's limit, before nvJPEG allocates
+            raise JPEGError(f"{header['width']}x{header['height']} pixels is more than the limit of "
+                            f"{DEFAULT_MAX_PIXELS}", source=path, code="too_large")
         box, flips = self.recipe.draw(header["height"], header["width"])
         data = torch.frombuffer(bytearray(encoded), dtype=torch.uint8)
         return (data, torch.tensor(box), torch.tensor(flips), path), target
@@ -75,17 +78,17 @@ def decode_on_gpu(data: Sequence[torch.Tensor], paths: Sequence[str], device) ->
 
 
 class NvJPEGLoader(Loader):
-    """``loader``: the DataLoader of encoded files and draws."""
+    """``dataloader``: the DataLoader of encoded files and draws."""
 
     def __init__(self, backend, recipe, samples, classes, options):
         super().__init__(backend, recipe, samples, classes, options)
         if options.on_error != "raise":
             raise ValueError("the nvjpeg backend raises on bad files (on_error='raise')")
         self.dataset = EncodedJPEGs(samples, recipe)
-        self.loader, self.shuffle = gpu_batches(self.dataset, collate_encoded, recipe, options)
+        self.dataloader, self.shuffle = gpu_batches(self.dataset, collate_encoded, recipe, options)
 
     def batches(self):
-        for (data, boxes, flips, paths), targets in self.loader:
+        for (data, boxes, flips, paths), targets in self.dataloader:
             images = decode_on_gpu(data, paths, self.device)
             pixels = torch.stack([self.recipe.on_pixels(image, box, drawn)
                                   for image, box, drawn in zip(images, boxes.tolist(), flips.tolist())])

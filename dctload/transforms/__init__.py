@@ -106,4 +106,4 @@ class SelectChannels(Transform):
         batch.channel_indices(subset)  # validate now
 
     def __call__(self, sample):
-        return batch.select_channels(*sample, self.subset)
+        return batch.select_channels(*batch.tensors(sample, "SelectChannels"), self.subset)
