@@ -109,6 +109,10 @@ def folder(tmp_path):
             shutil.copy(f, root / "a" / f.name)
         shutil.copy(SHARED_DATA / "jpeg-edge" / "libjpeg-turbo" / "testimgp.jpg", root / "b" / "progressive.jpg")
         shutil.copy(SHARED_DATA / "jpeg-edge" / "pillow" / "pil_sample_cmyk.jpg", root / "b" / "cmyk.jpg")
+    else:  # a user's machine: generated photos in their place, 4:4:4 and 4:2:0
+        for i in range(12):
+            (root / "a" / f"{i}.JPEG").write_bytes(encode(photo_like(150 + 10 * i, 200, seed=50 + i), quality=90,
+                                                          subsampling=2 * (i % 2)))
     for i in range(4):
         (root / "b" / f"gray{i}.jpg").write_bytes(encode(photo_like(70 + 9 * i, 90, seed=i, channels=1), quality=85))
         (root / "b" / f"photo{i}.jpg").write_bytes(encode(photo_like(120, 96 + 16 * i, seed=i), quality=80,
