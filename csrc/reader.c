@@ -802,7 +802,96 @@ static int resample_from_arrays(j_decompress_ptr cinfo, job_t *job, const target
     return 0;
 }
 
-static int run_read_resampled(job_t *job, const target_t *t, int decode_only, int crop_aware, dl_workspace *ws) {
+/* Where one image of a packed batch goes (read_packed): the blocks [r0, r1) x [c0, c1) of
+ * each component, each written as a mask of its nonzero coefficients (8 bytes, bit k of
+ * byte k / 8 for coefficient k) into its plane's padded grid, and its nonzero values, in
+ * block order, from `values` (room for every block's 64). */
+typedef struct {
+    int range[3][4];
+    uint8_t *masks[3];
+    ptrdiff_t mask_row[3];     /* blocks from one padded row to the next */
+    int16_t *values[3];
+    float *tables;             /* 3 x 64 */
+    Py_ssize_t counts[3];      /* out: the nonzero values written */
+} pack_t;
+
+/* Bit k set where coefficient k of a block is nonzero. */
+static uint64_t nonzero_bits_generic(const JCOEF *block) {
+    uint64_t bits = 0;
+    int k;
+    for (k = 0; k < DCTSIZE2; k++)
+        bits |= (uint64_t)(block[k] != 0) << k;
+    return bits;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* AVX2: compare 16 coefficients at a time, narrow the results to bytes, one movemask. */
+__attribute__((target("avx2"))) static uint64_t nonzero_bits_avx2(const JCOEF *block) {
+    const __m256i zero = _mm256_setzero_si256();
+    uint64_t bits = 0;
+    int half;
+    for (half = 0; half < 2; half++) {
+        __m256i a = _mm256_cmpeq_epi16(_mm256_loadu_si256((const __m256i *)(block + 32 * half)), zero);
+        __m256i b = _mm256_cmpeq_epi16(_mm256_loadu_si256((const __m256i *)(block + 32 * half + 16)), zero);
+        /* packs interleaves 128-bit lanes: a0 b0 a1 b1; the permute puts them back in order */
+        __m256i zeros = _mm256_permute4x64_epi64(_mm256_packs_epi16(a, b), 0xD8);
+        bits |= (uint64_t)(uint32_t)~_mm256_movemask_epi8(zeros) << (32 * half);
+    }
+    return bits;
+}
+#endif
+
+typedef uint64_t (*nonzero_bits_fn)(const JCOEF *);
+
+static nonzero_bits_fn nonzero_bits = nonzero_bits_generic;
+
+__attribute__((constructor)) static void choose_nonzero_bits(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2"))
+        nonzero_bits = nonzero_bits_avx2;
+#endif
+}
+
+static int pack_from_arrays(j_decompress_ptr cinfo, job_t *job, pack_t *p) {
+    int c;
+    for (c = 0; c < cinfo->num_components; c++) {
+        jpeg_component_info *comp = &cinfo->comp_info[c];
+        const int *range = p->range[c];
+        int16_t *out = p->values[c];
+        uint16_t table[DCTSIZE2];
+        int r, col, k;
+        if (range[0] < 0 || range[1] > (int)comp->height_in_blocks || range[0] >= range[1] || range[2] < 0 ||
+            range[3] > (int)comp->width_in_blocks || range[2] >= range[3]) {
+            job->err = ERR_GEOMETRY;
+            snprintf(job->message, sizeof(job->message), "component %d: the box's blocks [%d, %d) x [%d, %d) are "
+                     "outside its %u x %u blocks", c, range[0], range[1], range[2], range[3],
+                     comp->height_in_blocks, comp->width_in_blocks);
+            return -1;
+        }
+        copy_quant_table(cinfo, c, table);
+        for (k = 0; k < DCTSIZE2; k++)
+            p->tables[c * DCTSIZE2 + k] = (float)table[k];
+        for (r = range[0]; r < range[1]; r++) {
+            const JCOEF *row = (*cinfo->mem->access_virt_barray)((j_common_ptr)cinfo, job->arrays[c], (JDIMENSION)r,
+                                                                  1, FALSE)[0][range[2]];
+            uint8_t *mask = p->masks[c] + 8 * (r - range[0]) * p->mask_row[c];
+            for (col = range[2]; col < range[3]; col++, row += DCTSIZE2, mask += 8) {
+                uint64_t bits = nonzero_bits(row), left;
+                for (left = bits; left; left &= left - 1)  /* the nonzeros: about a third of a block */
+                    *out++ = row[__builtin_ctzll(left)];
+                for (k = 0; k < 8; k++)
+                    mask[k] = (uint8_t)(bits >> (8 * k));
+            }
+        }
+        p->counts[c] = out - p->values[c];
+    }
+    return 0;
+}
+
+static int run_read_resampled(job_t *job, const target_t *t, pack_t *pack, int decode_only, int crop_aware,
+                              dl_workspace *ws) {
     struct jpeg_decompress_struct cinfo;
     error_mgr_t err;
     int c, needed = 0;
@@ -823,7 +912,9 @@ static int run_read_resampled(job_t *job, const target_t *t, int decode_only, in
         for (c = 0; c < cinfo.num_components; c++) {
             int first, end, v = cinfo.comp_info[c].v_samp_factor, rows;
             char message[160];
-            if (dl_axis_blocks(&t->axes[c][0], &first, &end, message, sizeof(message)) < 0)
+            if (pack)
+                end = pack->range[c][1];
+            else if (dl_axis_blocks(&t->axes[c][0], &first, &end, message, sizeof(message)) < 0)
                 fail((j_common_ptr)&cinfo, ERR_GEOMETRY, message);
             rows = cinfo.num_components == 1 ? end : (end + v - 1) / v;
             if (rows > needed)
@@ -848,14 +939,15 @@ static int run_read_resampled(job_t *job, const target_t *t, int decode_only, in
         jpeg_destroy_decompress(&cinfo);
         return -1;
     }
-    c = decode_only ? 0 : resample_from_arrays(&cinfo, job, t, ws);
+    c = decode_only ? 0 : pack ? pack_from_arrays(&cinfo, job, pack) : resample_from_arrays(&cinfo, job, t, ws);
     jpeg_destroy_decompress(&cinfo);
     return c;
 }
 
 typedef struct {
     job_t **jobs;
-    const target_t *targets;
+    const target_t *targets; /* read_resampled's, or NULL */
+    pack_t *packs;           /* read_packed's, or NULL */
     Py_ssize_t n;
     Py_ssize_t next; /* the next image to take, shared by the threads (atomic) */
     int decode_only, crop_aware;
@@ -866,9 +958,57 @@ static void *batch_worker(void *arg) {
     dl_workspace ws = {0};
     Py_ssize_t i;
     while ((i = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED)) < b->n)
-        run_read_resampled(b->jobs[i], &b->targets[i], b->decode_only, b->crop_aware, &ws);
+        run_read_resampled(b->jobs[i], b->targets ? &b->targets[i] : NULL, b->packs ? &b->packs[i] : NULL,
+                           b->decode_only, b->crop_aware, &ws);
     dl_workspace_free(&ws);
     return NULL;
+}
+
+/* Runs a batch on num_threads threads (this one among them), the GIL released. */
+static void run_batch(batch_t *b, int num_threads) {
+    Py_BEGIN_ALLOW_THREADS
+    {
+        pthread_t threads[64];
+        int started = 0, k;
+        if (num_threads > 64)
+            num_threads = 64;
+        for (k = 1; k < num_threads && k < b->n; k++)
+            if (pthread_create(&threads[started], NULL, batch_worker, b) == 0)
+                started++;
+        batch_worker(b);
+        for (k = 0; k < started; k++)
+            pthread_join(threads[k], NULL);
+    }
+    Py_END_ALLOW_THREADS
+}
+
+/* (errors, warnings, (rows decoded, rows total)) of a batch's jobs, errors naming sources[i]. */
+static PyObject *batch_outcomes(job_t **jobs, Py_ssize_t n, PyObject *sources) {
+    PyObject *errors = PyList_New(n), *warnings = PyList_New(n), *rows = PyList_New(n);
+    PyObject *result = errors && warnings && rows ? PyTuple_Pack(3, errors, warnings, rows) : NULL;
+    Py_ssize_t i;
+    for (i = 0; result && i < n; i++) {
+        job_t *job = jobs[i];
+        PyObject *source = sources == Py_None ? Py_NewRef(Py_None) : PySequence_GetItem(sources, i);
+        PyObject *error = !source ? NULL : job->err == ERR_NONE ? Py_NewRef(Py_None) : job_exception(job, source);
+        Py_XDECREF(source);
+        PyObject *w = warnings_list(job);
+        PyObject *r = Py_BuildValue("(ii)", job->rows_decoded, job->rows_total);
+        if (!error || !w || !r) {
+            Py_XDECREF(error);
+            Py_XDECREF(w);
+            Py_XDECREF(r);
+            Py_CLEAR(result);
+            break;
+        }
+        PyList_SET_ITEM(errors, i, error);
+        PyList_SET_ITEM(warnings, i, w);
+        PyList_SET_ITEM(rows, i, r);
+    }
+    Py_XDECREF(errors);
+    Py_XDECREF(warnings);
+    Py_XDECREF(rows);
+    return result;
 }
 
 PyDoc_STRVAR(read_resampled_doc,
@@ -958,46 +1098,11 @@ static PyObject *py_read_resampled(PyObject *self, PyObject *args, PyObject *kwa
         jobs[i]->strict = strict;
         jobs[i]->max_pixels = max_pixels;
     }
-    Py_BEGIN_ALLOW_THREADS
     {
-        batch_t b = {jobs, targets, n, 0, decode_only, crop_aware};
-        pthread_t threads[64];
-        int started = 0, k;
-        if (num_threads > 64)
-            num_threads = 64;
-        for (k = 1; k < num_threads && k < n; k++)
-            if (pthread_create(&threads[started], NULL, batch_worker, &b) == 0)
-                started++;
-        batch_worker(&b);
-        for (k = 0; k < started; k++)
-            pthread_join(threads[k], NULL);
+        batch_t b = {jobs, targets, NULL, n, 0, decode_only, crop_aware};
+        run_batch(&b, num_threads);
     }
-    Py_END_ALLOW_THREADS
-    {
-        PyObject *errors = PyList_New(n), *warnings = PyList_New(n), *rows = PyList_New(n);
-        result = errors && warnings && rows ? PyTuple_Pack(3, errors, warnings, rows) : NULL;
-        for (i = 0; result && i < n; i++) {
-            job_t *job = jobs[i];
-            PyObject *source = sources == Py_None ? Py_NewRef(Py_None) : PySequence_GetItem(sources, i);
-            PyObject *error = !source ? NULL : job->err == ERR_NONE ? Py_NewRef(Py_None) : job_exception(job, source);
-            Py_XDECREF(source);
-            PyObject *w = warnings_list(job);
-            PyObject *r = Py_BuildValue("(ii)", job->rows_decoded, job->rows_total);
-            if (!error || !w || !r) {
-                Py_XDECREF(error);
-                Py_XDECREF(w);
-                Py_XDECREF(r);
-                Py_CLEAR(result);
-                break;
-            }
-            PyList_SET_ITEM(errors, i, error);
-            PyList_SET_ITEM(warnings, i, w);
-            PyList_SET_ITEM(rows, i, r);
-        }
-        Py_XDECREF(errors);
-        Py_XDECREF(warnings);
-        Py_XDECREF(rows);
-    }
+    result = batch_outcomes(jobs, n, sources);
 done:
     for (i = 0; i < got; i++)
         PyBuffer_Release(&views[i]);
@@ -1013,6 +1118,153 @@ done:
         PyBuffer_Release(&y);
     if (cbcr.obj)
         PyBuffer_Release(&cbcr);
+    Py_DECREF(datas);
+    return result;
+}
+
+PyDoc_STRVAR(read_packed_doc,
+"read_packed(datas, ranges, mask_at, mask_row, value_at, masks, values, tables, num_threads=1, strict=False,\n"
+"            max_pixels=0, crop_aware=True, sources=None)\n"
+"-> ([None or JPEGError], [warnings], [(iMCU rows decoded, of total)], [(nonzeros of Y, Cb, Cr)])\n\n"
+"The GPU path's packets of a batch (dctload.packets), in one call: entropy-decodes each JPEG of\n"
+"`datas` only as far as the blocks it ships (sequential files), then writes, for each\n"
+"component c, the blocks ranges[i, c] = (r0, r1, c0, c1) as masks of their nonzero\n"
+"coefficients (8 bytes a block, bit k of byte k / 8 for coefficient k) into masks (uint8\n"
+"(M, 8)) from block mask_at[i, c] on, mask_row[i, c] blocks a row, and their nonzero values\n"
+"(int16, block order) into values from value_at[i, c] on (room for all 64 of each block),\n"
+"and the component's quantization table into tables[i, c] (float32 (N, 3, 64)); on\n"
+"num_threads threads with the GIL released. Components a file lacks (grayscale) are left\n"
+"as they are. An image that fails leaves its slots unspecified; its error names sources[i].");
+
+static int int64_matrix(Py_buffer *view, PyObject *obj, Py_ssize_t n, const char *name) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return -1;
+    if (view->ndim != 2 || view->itemsize != 8 || (strcmp(view->format, "q") && strcmp(view->format, "l")) ||
+        view->shape[0] != n || view->shape[1] != 3) {
+        PyErr_Format(PyExc_ValueError, "%s must be int64 (N, 3)", name);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_read_packed(PyObject *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"datas", "ranges", "mask_at", "mask_row", "value_at", "masks", "values", "tables",
+                             "num_threads", "strict", "max_pixels", "crop_aware", "sources", NULL};
+    PyObject *datas_obj, *ranges_obj, *mask_at_obj, *mask_row_obj, *value_at_obj, *masks_obj, *values_obj, *tables_obj;
+    PyObject *sources = Py_None, *datas = NULL, *result = NULL, *outcomes = NULL, *counts = NULL;
+    Py_buffer ranges = {0}, mask_at = {0}, mask_row = {0}, value_at = {0}, masks = {0}, values = {0}, tables = {0};
+    Py_buffer *views = NULL;
+    int num_threads = 1, strict = 0, crop_aware = 1;
+    unsigned long long max_pixels = 0;
+    Py_ssize_t n = 0, i, got = 0;
+    job_t **jobs = NULL;
+    pack_t *packs = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOO|ipKpO", kwlist, &datas_obj, &ranges_obj, &mask_at_obj,
+                                     &mask_row_obj, &value_at_obj, &masks_obj, &values_obj, &tables_obj, &num_threads,
+                                     &strict, &max_pixels, &crop_aware, &sources))
+        return NULL;
+    datas = PySequence_Fast(datas_obj, "datas must be a sequence of bytes-like objects");
+    if (!datas)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(datas);
+    if (PyObject_GetBuffer(ranges_obj, &ranges, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        goto done;
+    if (ranges.ndim != 3 || strcmp(ranges.format, "i") || ranges.shape[0] != n || ranges.shape[1] != 3 ||
+        ranges.shape[2] != 4) {
+        PyErr_SetString(PyExc_ValueError, "ranges must be int32 (N, 3, 4)");
+        goto done;
+    }
+    if (int64_matrix(&mask_at, mask_at_obj, n, "mask_at") < 0 || int64_matrix(&mask_row, mask_row_obj, n, "mask_row") < 0 ||
+        int64_matrix(&value_at, value_at_obj, n, "value_at") < 0)
+        goto done;
+    if (PyObject_GetBuffer(masks_obj, &masks, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0 ||
+        PyObject_GetBuffer(values_obj, &values, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0 ||
+        PyObject_GetBuffer(tables_obj, &tables, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0)
+        goto done;
+    if (masks.ndim != 2 || strcmp(masks.format, "B") || masks.shape[1] != 8 || values.ndim != 1 ||
+        strcmp(values.format, "h") || tables.ndim != 3 || strcmp(tables.format, "f") || tables.shape[0] != n ||
+        tables.shape[1] != 3 || tables.shape[2] != 64) {
+        PyErr_SetString(PyExc_ValueError, "masks must be uint8 (M, 8), values int16 (V,), tables float32 (N, 3, 64)");
+        goto done;
+    }
+    if (sources != Py_None && (!PySequence_Check(sources) || PySequence_Size(sources) != n)) {
+        PyErr_SetString(PyExc_ValueError, "sources must be None or one name per input");
+        goto done;
+    }
+    views = PyMem_Calloc(n ? n : 1, sizeof(Py_buffer));
+    jobs = PyMem_Calloc(n ? n : 1, sizeof(job_t *));
+    packs = PyMem_Calloc(n ? n : 1, sizeof(pack_t));
+    if (!views || !jobs || !packs) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        pack_t *p = &packs[i];
+        int c, k;
+        for (c = 0; c < 3; c++) {
+            const int *r = (const int *)ranges.buf + 12 * i + 4 * c;
+            long long at = ((const long long *)mask_at.buf)[3 * i + c];
+            long long row = ((const long long *)mask_row.buf)[3 * i + c];
+            long long value = ((const long long *)value_at.buf)[3 * i + c];
+            long long height = (long long)r[1] - r[0], width = (long long)r[3] - r[2];
+            for (k = 0; k < 4; k++)
+                p->range[c][k] = r[k];
+            /* every write must land inside the buffers: checked here, before any is made */
+            if (height <= 0 || width <= 0 || width > row || at < 0 || value < 0 ||
+                at + (height - 1) * row + width > masks.shape[0] || value + height * width * 64 > values.shape[0]) {
+                PyErr_Format(PyExc_ValueError, "image %zd, component %d: blocks [%d, %d) x [%d, %d) do not fit the "
+                             "masks or values given", i, c, r[0], r[1], r[2], r[3]);
+                goto done;
+            }
+            p->masks[c] = (uint8_t *)masks.buf + 8 * at;
+            p->mask_row[c] = (ptrdiff_t)row;
+            p->values[c] = (int16_t *)values.buf + value;
+        }
+        p->tables = (float *)tables.buf + 192 * i;
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(datas, i), &views[i], PyBUF_SIMPLE) < 0)
+            goto done;
+        got = i + 1;
+        if (!(jobs[i] = new_job()))
+            goto done;
+        jobs[i]->data = views[i].buf;
+        jobs[i]->size = (size_t)views[i].len;
+        jobs[i]->strict = strict;
+        jobs[i]->max_pixels = max_pixels;
+    }
+    {
+        batch_t b = {jobs, NULL, packs, n, 0, 0, crop_aware};
+        run_batch(&b, num_threads);
+    }
+    outcomes = batch_outcomes(jobs, n, sources);
+    counts = outcomes ? PyList_New(n) : NULL;
+    for (i = 0; counts && i < n; i++) {
+        PyObject *item = Py_BuildValue("(nnn)", packs[i].counts[0], packs[i].counts[1], packs[i].counts[2]);
+        if (!item) {
+            Py_CLEAR(counts);
+            break;
+        }
+        PyList_SET_ITEM(counts, i, item);
+    }
+    if (counts)
+        result = Py_BuildValue("(OOOO)", PyTuple_GET_ITEM(outcomes, 0), PyTuple_GET_ITEM(outcomes, 1),
+                               PyTuple_GET_ITEM(outcomes, 2), counts);
+done:
+    Py_XDECREF(outcomes);
+    Py_XDECREF(counts);
+    for (i = 0; i < got; i++)
+        PyBuffer_Release(&views[i]);
+    for (i = 0; jobs && i < n; i++)
+        if (jobs[i])
+            free_job(jobs[i]);
+    PyMem_Free(views);
+    PyMem_Free(jobs);
+    PyMem_Free(packs);
+    {
+        Py_buffer *held[] = {&ranges, &mask_at, &mask_row, &value_at, &masks, &values, &tables};
+        for (i = 0; i < 7; i++)
+            if (held[i]->obj)
+                PyBuffer_Release(held[i]);
+    }
     Py_DECREF(datas);
     return result;
 }
@@ -1101,6 +1353,7 @@ static PyMethodDef methods[] = {
     {"resample", py_resample, METH_VARARGS, resample_doc},
     {"read_resampled", (PyCFunction)(void (*)(void))py_read_resampled, METH_VARARGS | METH_KEYWORDS,
      read_resampled_doc},
+    {"read_packed", (PyCFunction)(void (*)(void))py_read_packed, METH_VARARGS | METH_KEYWORDS, read_packed_doc},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {

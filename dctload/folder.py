@@ -25,6 +25,7 @@ from torchvision.datasets.folder import find_classes, make_dataset
 
 from . import fused
 from .batch import FilledBatch
+from .packets import FilledPackets
 from .errors import JPEGError
 from .reader import DEFAULT_MAX_PIXELS, DCTImage, read_coefficients
 from .transforms import functional as F
@@ -140,7 +141,9 @@ class DCTFiles(torch.utils.data.Dataset):
     def load_batch(self, indices: list[int], seeds: list[int] | None = None) -> list:
         """The samples at ``indices`` as one :class:`~dctload.batch.FilledBatch` (what a
         DataLoader's ``__getitems__`` gets). A standard recipe runs through the batch path
-        (:mod:`dctload.fused`); any other transform runs per image. ``seeds``: seed torch's
+        (:mod:`dctload.fused`), a recipe ending in ``ToPacket`` through its packed form (a
+        :class:`~dctload.packets.FilledPackets`, or per image where a file fails); any
+        other transform runs per image. ``seeds``: seed torch's
         RNG with ``seeds[i]`` for sample i's draws (epoch-seeded loaders)."""
         plan = fused.plan(self.transform)
         if plan is not None:
@@ -148,14 +151,26 @@ class DCTFiles(torch.utils.data.Dataset):
             targets = [self.samples[i][1] for i in indices]
             datas = [fused.read_file(path) for path in paths]
             views, errors = fused.draw(datas, paths, plan, seeds)
-        if plan is None or all(view is None for view in views):  # no header to size the batch from
+        threads = self.num_threads or (1 if fused.in_worker_process() else None)
+        if plan is not None and plan.packets:  # the GPU path's packets, all in one call or per image
+            packed, order, outcomes = fused.read_packed(datas, views, num_threads=threads, strict=self.strict,
+                                                        max_pixels=self.max_pixels, names=paths,
+                                                        shared=fused.in_worker_process())
+            if packed is not None:
+                for i in order:
+                    if outcomes[i].warnings:
+                        self._record_warnings(paths[i], outcomes[i].warnings)
+                targets = [targets[i] for i in order]
+                if self.target_transform is not None:
+                    targets = [self.target_transform(t) for t in targets]
+                return FilledPackets(packed, targets)
+        if plan is None or plan.packets or all(view is None for view in views):  # per image
             with fused.seeded(seeds) as seed:
                 samples = []
                 for i, index in enumerate(indices):
                     seed(i)
                     samples.append(self[index])
             return samples
-        threads = self.num_threads or (1 if fused.in_worker_process() else None)
         y, cbcr, outcomes = fused.read_resampled(
             datas, views, num_threads=threads, strict=self.strict, max_pixels=self.max_pixels, names=paths,
             shared=fused.in_worker_process())

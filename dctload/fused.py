@@ -25,6 +25,7 @@ from . import _reader, reader
 from .coefficients import axis_tuple
 from . import transforms as T
 from .errors import JPEGError, without_frames
+from .packets import GROUP, PackedBatch, ToPacket, neutral_chroma, plane_layout
 from .transforms import functional as F
 
 BATCH_STEPS = (T.Normalize, T.SelectChannels)
@@ -33,10 +34,12 @@ BATCH_STEPS = (T.Normalize, T.SelectChannels)
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """A recipe split for batches: ``geometry`` (per image, on headers), then ``ToTensor``
-    (the C call), then ``tail`` (on the batch tensors)."""
+    (the C call), then ``tail`` (on the batch tensors); or, ``packets``, the geometry then
+    ``ToPacket``: the GPU path's packets (:func:`read_packed`)."""
 
     geometry: tuple
     tail: tuple
+    packets: bool = False
 
     def draw(self, image):
         """The geometry steps on ``image`` (their random draws made now)."""
@@ -62,6 +65,8 @@ def plan(transform: Callable | None) -> Plan | None:
     ``ToTensor`` and batch-safe steps (then the per-image path runs it)."""
     steps = list(transform.transforms) if isinstance(transform, Compose) else [transform]
     kinds = [type(step) for step in steps]
+    if kinds and kinds[-1] is ToPacket and all(isinstance(step, T.Geometry) for step in steps[:-1]):
+        return Plan(tuple(steps[:-1]), (), packets=True)
     if T.ToTensor not in kinds:
         return None
     split = kinds.index(T.ToTensor)
@@ -195,6 +200,89 @@ def read_resampled(datas: Sequence, views: Sequence, *, num_threads: int | None 
         for i, error, warning, (decoded, total) in zip(live, errors, warnings, rows):
             outcomes[i] = Outcome(error, tuple(warning), decoded, total)
     return y, cbcr, outcomes
+
+
+def read_packed(datas: Sequence, views: Sequence, *, num_threads: int | None = None, strict: bool = False,
+                max_pixels: int | None = reader.DEFAULT_MAX_PIXELS, names: Sequence[str | None] | None = None,
+                shared: bool = False, crop_aware: bool = True) -> tuple[PackedBatch | None, list[int], list[Outcome]]:
+    """The GPU path's packets of a batch in one C call: ``(packed, order, outcomes)``.
+
+    ``views``: one per input, drawn by :func:`draw`. The inputs are sorted by luma area
+    and padded in groups as :func:`dctload.packets.collate_packets` does (``order``: the
+    inputs in the packed order), and ``_reader.read_packed`` entropy-decodes each only
+    down to the blocks it ships and writes their masks, nonzero values and tables straight
+    into the batch, on ``num_threads`` threads. The result equals ``collate_packets`` of
+    ``ToPacket`` on the same views. ``packed`` is None when an input has no view or fails
+    (the outcomes say why): the caller then takes the per-image route for the batch.
+    ``shared``: the batch's tensors in shared memory (DataLoader workers).
+    """
+    n = len(datas)
+    names = list(names) if names is not None else [None] * n
+    outcomes = [Outcome(None, ()) for _ in datas]
+    if any(view is None for view in views):
+        return None, list(range(n)), outcomes
+    layouts = [plane_layout(view) for view in views]
+    order = sorted(range(n), key=lambda i: _blocks(layouts[i][0][0]))  # stable: collate_packets' order
+    ranges = np.zeros((n, 3, 4), np.int32)
+    mask_at, mask_row, value_at = (np.zeros((n, 3), np.int64) for _ in range(3))
+    geometry = np.zeros((n, 3, 2, 6), np.float64)
+    tables = np.ones((n, 3, 64), np.float32)
+    layout, blocks, values = [], 0, 0
+    for first in range(0, n, GROUP):
+        group = order[first:first + GROUP]
+        planes = [[layouts[i][c][0] if c < len(layouts[i]) else (0, 1, 0, 1) for c in range(3)] for i in group]
+        hy, wy = (max(p[0][1] - p[0][0] for p in planes), max(p[0][3] - p[0][2] for p in planes))
+        hc, wc = (max(p[c][1] - p[c][0] for p in planes for c in (1, 2)),
+                  max(p[c][3] - p[c][2] for p in planes for c in (1, 2)))
+        layout.append([len(group), hy, wy, hc, wc])
+        # blocks and values run: the group's luma, then all its Cb, then all its Cr
+        for c, (h, w) in ((0, (hy, wy)), (1, (hc, wc)), (2, (hc, wc))):
+            for k, i in enumerate(group):
+                slot = first + k
+                r0, r1, c0, c1 = planes[k][c]
+                ranges[slot, c] = planes[k][c]
+                mask_at[slot, c], mask_row[slot, c], value_at[slot, c] = blocks, w, values
+                blocks += h * w
+                values += (r1 - r0) * (c1 - c0) * 64
+        for k, i in enumerate(group):
+            rows_cols = [g for _, g in layouts[i]]
+            if len(rows_cols) == 1:
+                rows_cols += [neutral_chroma(*views[i].size)] * 2
+            geometry[first + k] = rows_cols
+    masks = np.zeros((blocks, 8), np.uint8)
+    scratch = np.empty(values, np.int16)
+    limit = 0 if max_pixels is None else int(max_pixels)
+    errors, warnings, rows, counts = _reader.read_packed(
+        [datas[i] for i in order], ranges, mask_at, mask_row, value_at, masks, scratch, tables,
+        num_threads or reader.default_num_threads(), strict, limit, crop_aware, [names[i] for i in order])
+    for slot, i in enumerate(order):
+        outcomes[i] = Outcome(errors[slot], tuple(warnings[slot]), *rows[slot])
+    if any(o.error is not None for o in outcomes):
+        return None, order, outcomes
+    # The nonzero values, compacted in the order the GPU unpacks them (value_at's order).
+    segments = sorted((value_at[slot, c], counts[slot][c]) for slot in range(n) for c in range(3) if counts[slot][c])
+    packed_values = _empty_of(sum(count for _, count in segments), torch.int16, shared)
+    position = 0
+    target = packed_values.numpy()
+    for at, count in segments:
+        target[position:position + count] = scratch[at:at + count]
+        position += count
+    tensors = [torch.from_numpy(a) for a in (masks, tables, geometry)]
+    if shared:
+        tensors = [t.share_memory_() for t in tensors]
+    packed = PackedBatch(masks=tensors[0], values=packed_values, tables=tensors[1], geometry=tensors[2],
+                         layout=torch.tensor(layout, dtype=torch.int64))
+    return packed, order, outcomes
+
+
+def _blocks(box: tuple[int, int, int, int]) -> int:
+    r0, r1, c0, c1 = box
+    return (r1 - r0) * (c1 - c0)
+
+
+def _empty_of(numel: int, dtype: torch.dtype, shared: bool) -> torch.Tensor:
+    tensor = torch.empty(numel, dtype=dtype)
+    return tensor.share_memory_() if shared else tensor
 
 
 def _empty(shape: tuple, shared: bool) -> torch.Tensor:

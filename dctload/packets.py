@@ -22,6 +22,9 @@ from .transforms.functional import DCTView, chroma_grids
 
 #: Geometry of one plane axis as shipped in a packet: start, scale, size, lo, hi, flip.
 GEOMETRY_FIELDS = 6
+#: Samples padded together (sorted by luma area): padding a batch of 256 to its largest
+#: image cost 6x the transfer and the products.
+GROUP = 16
 
 
 def _axis_row(axis: AxisMap, shift: int) -> list[float]:
@@ -32,30 +35,46 @@ def _blocks_under(axis: AxisMap) -> tuple[int, int]:
     return int(np.floor(axis.lo)) // BLOCK, -(-int(np.ceil(axis.hi)) // BLOCK)
 
 
+def plane_layout(view: DCTView) -> list[tuple[tuple[int, int, int, int], list[list[float]]]]:
+    """Per component of the view's image (one for grayscale): the blocks under the box,
+    ``(r0, r1, c0, c1)``, and the geometry of its rows and columns relative to them.
+    The component count comes from the sampling factors, so a header's view will do."""
+    height, width = view.size
+    if height % 16 or width % 16:
+        raise ValueError(f"output size {height}x{width} is not a multiple of 16 (whole 4:2:0 MCUs); add a crop")
+    grids = [(view.rows, view.cols)] + (chroma_grids(view) if len(view.image.sampling) > 1 else [])
+    layout = []
+    for rows, cols in grids:
+        (r0, r1), (c0, c1) = _blocks_under(rows), _blocks_under(cols)
+        layout.append(((r0, r1, c0, c1), [_axis_row(rows, BLOCK * r0), _axis_row(cols, BLOCK * c0)]))
+    return layout
+
+
+def neutral_chroma(height: int, width: int) -> list[list[float]]:
+    """A grayscale image's chroma geometry: one zero block over a valid box."""
+    return [[0.0, BLOCK / (height // 2), height // 2, 0.0, BLOCK, 0.0],
+            [0.0, BLOCK / (width // 2), width // 2, 0.0, BLOCK, 0.0]]
+
+
 class ToPacket(transforms.Transform):
     """Ends a DCT transform pipeline (in place of ``ToTensor``) for GPU resampling: the
     quantized blocks under the crop box of each component, the quantization tables and
-    the geometry of each plane axis, as tensors (see :func:`collate_packets`)."""
+    the geometry of each plane axis, as tensors (see :func:`collate_packets`). A
+    DataLoader over :class:`dctload.DCTFiles` makes whole batches of them in one C call
+    instead (:func:`dctload.fused.read_packed`)."""
 
     def __call__(self, image) -> tuple[torch.Tensor, ...]:
         view = DCTView.of(image)
-        height, width = view.size
-        if height % 16 or width % 16:
-            raise ValueError(f"output size {height}x{width} is not a multiple of 16 (whole 4:2:0 MCUs); add a crop")
         img = view.image
-        grids = [(view.rows, view.cols)] + (chroma_grids(view) if img.cb is not None else [])
         planes, geometry = [], []
-        for plane, (rows, cols) in zip(img.components, grids):
-            (r0, r1), (c0, c1) = _blocks_under(rows), _blocks_under(cols)
+        for plane, ((r0, r1, c0, c1), rows_cols) in zip(img.components, plane_layout(view)):
             planes.append(torch.from_numpy(np.ascontiguousarray(plane[r0:r1, c0:c1])))
-            geometry.append([_axis_row(rows, BLOCK * r0), _axis_row(cols, BLOCK * c0)])
+            geometry.append(rows_cols)
         tables = torch.from_numpy(np.asarray(img.qt[: len(planes)], np.float32).reshape(len(planes), 64))
-        if img.cb is None:  # grayscale: neutral chroma, zero blocks over a valid box
+        if len(planes) == 1:  # grayscale: neutral chroma, zero blocks over a valid box
             zero = torch.zeros((1, 1, 64), dtype=torch.int16)
-            box = [[0.0, BLOCK / (height // 2), height // 2, 0.0, BLOCK, 0.0],
-                   [0.0, BLOCK / (width // 2), width // 2, 0.0, BLOCK, 0.0]]
             planes += [zero, zero]
-            geometry += [box, box]
+            geometry += [neutral_chroma(*view.size)] * 2
             tables = torch.cat([tables, torch.ones(2, 64)])
         return planes[0], planes[1], planes[2], tables, torch.tensor(geometry, dtype=torch.float64)
 
@@ -88,7 +107,7 @@ def _pack_planes(planes: Sequence[np.ndarray], rows: int, cols: int, masks: list
     masks.append(padded.reshape(-1, 8))
 
 
-def collate_packets(samples: Sequence, group: int = 16):
+def collate_packets(samples: Sequence, group: int = GROUP):
     """Batches :class:`ToPacket` outputs (or ``(packet, target)`` pairs) into a
     :class:`PackedBatch`.
 
@@ -96,6 +115,8 @@ def collate_packets(samples: Sequence, group: int = 16):
     batch's largest would multiply many times the products on the GPU). Returns the
     batch, or ``(batch, targets)`` with the targets in the same, sorted, order.
     """
+    if isinstance(samples, FilledPackets):
+        return samples.packed, torch.utils.data.default_collate(list(samples.targets))
     if not samples:
         raise ValueError("cannot collate an empty batch")
     has_targets = len(samples[0]) == 2
@@ -121,6 +142,15 @@ def collate_packets(samples: Sequence, group: int = 16):
     if not has_targets:
         return packed
     return packed, torch.utils.data.default_collate([s[1] for s in samples])
+
+
+class FilledPackets(list):
+    """A batch already packed (:func:`dctload.fused.read_packed`): ``(packed, targets)``
+    in the packed (sorted) order, which :func:`collate_packets` returns as it is."""
+
+    def __init__(self, packed: PackedBatch, targets):
+        super().__init__(zip(range(len(targets)), targets))
+        self.packed, self.targets = packed, list(targets)
 
 
 def _area(packet) -> int:

@@ -5,7 +5,8 @@
 Each input goes through ``read_header`` and ``read_coefficients`` (with and without
 ``strict`` and the pixel fallback), and through the batch path (``dctload.fused``: the
 train and validation recipes' draws on its header, crop-aware decoding and the C
-resampling, with random boxes and flips). A ``JPEGError`` (or ``OSError``) is the expected
+resampling, with random boxes and flips; and ``read_packed``, the GPU path's packets).
+A ``JPEGError`` (or ``OSError``) is the expected
 answer to bad bytes; anything else, a crash, an input slower than ``-timeout`` seconds or
 memory past ``-rss_limit_mb`` fails the run and leaves a ``crash-*``/``timeout-*``/``oom-*``
 file to turn into a regression test. ``bash run.sh fuzz [SECONDS]`` seeds a corpus from
@@ -26,6 +27,7 @@ with atheris.instrument_imports():
     from dctload.recipe import Recipe
 
 PLANS = [fused.plan(Recipe(train=True, size=32).dct_transform()), fused.plan(Recipe.val(32).dct_transform())]
+PACKET_PLAN = fused.plan(Recipe(train=True, size=32).packet_transform())
 
 MAX_PIXELS = 1 << 24  # refuse images above 16 MP, as a loader would: bombs are refused, not decoded
 
@@ -58,6 +60,11 @@ def test_one_input(data: bytes) -> None:
         y, cbcr, outcomes = fused.read_resampled([data], views, max_pixels=MAX_PIXELS)
         if outcomes[0].error is None and not (torch.isfinite(y).all() and torch.isfinite(cbcr).all()):
             raise AssertionError("non-finite coefficients from the batch path")
+    views, errors = fused.draw([data], [None], PACKET_PLAN)  # the GPU path's packets, in one C call
+    if errors[0] is None:
+        packed, _, outcomes = fused.read_packed([data], views, max_pixels=MAX_PIXELS)
+        if packed is not None and int(np.unpackbits(packed.masks.numpy()).sum()) != packed.values.numel():
+            raise AssertionError("the packets' masks and values disagree")
 
 
 def main() -> None:

@@ -14,7 +14,8 @@ import torch
 import dctload
 import dctload.transforms as T
 from conftest import SHARED_DATA, SKIP_REASON, encode, photo_like
-from dctload import fused
+from dctload import _reader, fused
+from dctload.packets import ToPacket, collate_packets
 from dctload.recipe import Recipe
 from dctload.coefficients import AxisMap, resample, resample_into
 from dctload.transforms import functional as F
@@ -264,3 +265,73 @@ def test_other_transforms_and_unreadable_batches_take_the_per_image_route(folder
     broken = [paths.index(str(folder / "b" / n)) for n in ("a_bad.jpg", "x_bad.jpg")]
     (y, cbcr), targets = dctload.collate(skipping.load_batch(broken))  # every header unreadable
     assert y.shape == (2, 64, 4, 4) and len(skipping.skipped()) == 2
+
+
+# --- the GPU path's packets, a batch in one C call (fused.read_packed) ---
+
+
+def per_image_packets(files, plan, seeds):
+    """collate_packets of ToPacket on each file's view, with the batch path's seeds."""
+    packets = []
+    with fused.seeded(seeds) as seed:
+        for i, f in enumerate(files):
+            seed(i)
+            packets.append((ToPacket()(plan.draw(dctload.read_coefficients(f, fallback="pixels"))), i))
+    return collate_packets(packets)
+
+
+def gray_and_color_files(tmp_path) -> list[str]:
+    files = []
+    for i in range(5):
+        path = tmp_path / f"{i}.jpg"
+        channels = 1 if i in (1, 3) else 3
+        path.write_bytes(encode(photo_like(40 + 24 * i, 90 - 8 * i, seed=i, channels=channels), quality=85,
+                                **({} if channels == 1 else {"subsampling": 2 * (i % 2)})))
+        files.append(str(path))
+    return files
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "val"])
+def test_batch_packets_equal_the_per_image_packets(tmp_path, train):
+    """fused.read_packed (one C call, crop-aware) gives collate_packets(ToPacket(...))
+    bit for bit: masks, values, tables, geometry, layout and order; on ImageNet files and
+    every dali-mixed subsampling where ../shared/data is present, generated gray and
+    colour files always."""
+    files = gray_and_color_files(tmp_path)
+    if SHARED_DATA.is_dir():
+        files += [str(p) for p in sorted((SHARED_DATA / "imagenet-sample").glob("*.JPEG"))[:40]]
+        files += [str(p) for p in sorted((SHARED_DATA / "jpeg-edge" / "dali-mixed").glob("*.jp*g"))]
+    plan = fused.plan(Recipe(train=train, size=224 if SHARED_DATA.is_dir() else 32).packet_transform())
+    assert plan.packets
+    datas = [open(f, "rb").read() for f in files]
+    seeds = list(range(len(files)))
+    views, _ = fused.draw(datas, files, plan, seeds)
+    packed, order, outcomes = fused.read_packed(datas, views, names=files, num_threads=2)
+    assert packed is not None, [o.error for o in outcomes if o.error]
+    reference, targets = per_image_packets(files, plan, seeds)
+    assert order == targets.tolist()
+    for name, ours, theirs in zip(packed._fields, packed, reference):
+        assert ours.dtype == theirs.dtype and torch.equal(ours, theirs), name
+    if train and SHARED_DATA.is_dir():  # crop-aware: the boxes' rows only
+        assert sum(o.rows_decoded for o in outcomes) < sum(o.rows_total for o in outcomes)
+
+
+def test_read_packed_refuses_buffers_that_cannot_hold_the_blocks(tmp_path):
+    """Every write is checked against the buffers before any is made."""
+    data = open(gray_and_color_files(tmp_path)[0], "rb").read()
+    ranges = np.array([[[0, 2, 0, 2]] * 3], np.int32)
+    ok = dict(mask_at=np.zeros((1, 3), np.int64), mask_row=np.full((1, 3), 2, np.int64),
+              value_at=np.zeros((1, 3), np.int64))
+    masks, values, tables = np.zeros((4, 8), np.uint8), np.zeros(256, np.int16), np.zeros((1, 3, 64), np.float32)
+    errors, _, _, counts = _reader.read_packed([data], ranges, *ok.values(), masks, values, tables)
+    assert errors == [None] and 0 < sum(counts[0])
+    for bad in (dict(mask_at=np.full((1, 3), 1, np.int64)), dict(mask_row=np.ones((1, 3), np.int64)),
+                dict(value_at=np.full((1, 3), 1, np.int64))):
+        with pytest.raises(ValueError, match="do not fit"):
+            _reader.read_packed([data], ranges, *{**ok, **bad}.values(), masks, values, tables)
+    with pytest.raises(ValueError, match="int32"):
+        _reader.read_packed([data], ranges.astype(np.int64), *ok.values(), masks, values, tables)
+    errors, _, _, _ = _reader.read_packed([data], np.array([[[0, 99, 0, 2]] * 3], np.int32), ok["mask_at"],
+                                          np.full((1, 3), 2, np.int64), ok["value_at"], np.zeros((200, 8), np.uint8),
+                                          np.zeros(99 * 2 * 64, np.int16), tables, sources=["x.jpg"])
+    assert isinstance(errors[0], dctload.UnsupportedJPEGError) and errors[0].code == "geometry"

@@ -30,6 +30,7 @@ from dctload.packet_resampling import resample_packets
 from dctload.recipe import Recipe
 
 from conftest import SHARED_DATA
+from test_fused import gray_and_color_files
 
 IMAGENET = os.path.join(SHARED_DATA, "imagenet-sample")
 DALI_MIXED = os.path.join(SHARED_DATA, "jpeg-edge", "dali-mixed")
@@ -195,6 +196,35 @@ def test_gray_packets_give_zero_chroma(tmp_path):
     y, cbcr = resample_packets(collate_packets([ToPacket()(view)]))
     assert_close_to(y[0], cbcr[0], T.ToTensor()(view))
     assert float(cbcr.abs().max()) == 0.0
+
+
+def test_the_packets_loader_fills_batches_in_one_call_and_falls_back_per_image(tmp_path, monkeypatch):
+    """The 'coefficients' backend's workers make FilledPackets; a batch with a bad file
+    takes the per-image route, whose on_error applies (skip: recorded, raise: named)."""
+    from dctload import fused
+    from dctload.packets import FilledPackets
+
+    files = gray_and_color_files(tmp_path)  # noqa: F821 - from test_fused
+    calls = []
+    real = fused.read_packed
+    monkeypatch.setattr(fused, "read_packed", lambda *a, **k: calls.append(1) or real(*a, **k))
+    loader = dctload.loader([(f, k) for k, f in enumerate(files)], "coefficients", Recipe.val(32), batch_size=5,
+                            workers=0, device="cpu")
+    assert isinstance(loader.dataset.__getitems__(list(range(5))), FilledPackets)
+    (y, cbcr), targets = next(iter(loader))
+    assert sorted(targets.tolist()) == list(range(5)) and len(calls) == 2
+    for k, target in enumerate(targets.tolist()):
+        assert_close_to(y[k], cbcr[k], cpu_reference(files[target], Recipe.val(32).dct_transform()))
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not a JPEG")
+    samples = [(f, k) for k, f in enumerate(files)] + [(str(bad), 9)]
+    skipping = dctload.loader(samples, "coefficients", Recipe.val(32), batch_size=6, workers=0, device="cpu",
+                              on_error="skip")
+    (y, _), targets = next(iter(skipping))
+    assert y.shape[0] == 6 and 9 not in targets.tolist()
+    assert [p for p, _, _ in skipping.skipped()] == [str(bad)]
+    with pytest.raises(dctload.JPEGError, match="bad.jpg"):
+        next(iter(dctload.loader(samples, "coefficients", Recipe.val(32), batch_size=6, workers=0, device="cpu")))
 
 
 @needs_data

@@ -1,9 +1,12 @@
 """Backend ``"coefficients"``: exact DCT-domain resampling on the GPU.
 
-DataLoader workers only entropy-decode (dctload's C reader) and draw the recipe; they
-ship the quantized blocks under each crop box as sparse packets (:mod:`dctload.packets`),
-copied from pinned memory, and the device resamples them exactly
-(:mod:`dctload.packet_resampling`), equal within float32 rounding to the ``cpu`` backend.
+DataLoader workers only entropy-decode (dctload's C reader) and draw the recipe: each
+fills a whole batch of sparse packets (:mod:`dctload.packets`: the quantized blocks under
+each crop box, as masks and nonzero values) in one C call with the GIL released,
+decoding each file only down to the blocks it ships (:func:`dctload.fused.read_packed`).
+The batch is copied from pinned memory and the device resamples it exactly
+(:mod:`dctload.packet_resampling`), with no host sync, equal within float32 rounding to
+the ``cpu`` backend.
 """
 
 from __future__ import annotations
