@@ -1269,6 +1269,178 @@ done:
     return result;
 }
 
+/* ---- Writing coefficients (jpeg_write_coefficients) ------------------- */
+
+typedef struct {
+    int n, width, height, h[3], v[3], w_blocks[3], h_blocks[3], slot[3];
+    const int16_t *planes[3];
+    const uint16_t *tables[3];
+    int progressive, optimize;
+    unsigned char *out;
+    unsigned long out_size;
+} write_t;
+
+static int round_up(int x, int to) { return (x + to - 1) / to * to; }
+
+/* libjpeg from the coefficients on: the job carries the error, as the reader's do. */
+static int run_write(write_t *w, job_t *job) {
+    struct jpeg_compress_struct cinfo;
+    error_mgr_t err;
+    jvirt_barray_ptr arrays[3];
+    int c, r, k;
+    cinfo.err = jpeg_std_error(&err.pub);
+    err.pub.error_exit = on_error_exit;
+    err.pub.emit_message = on_message;
+    err.job = job;
+    if (setjmp(err.escape)) {
+        jpeg_destroy_compress(&cinfo);
+        free(w->out);
+        w->out = NULL;
+        return -1;
+    }
+    jpeg_create_compress(&cinfo);
+    jpeg_mem_dest(&cinfo, &w->out, &w->out_size);
+    cinfo.image_width = (JDIMENSION)w->width;
+    cinfo.image_height = (JDIMENSION)w->height;
+    cinfo.input_components = w->n;
+    cinfo.in_color_space = w->n == 1 ? JCS_GRAYSCALE : JCS_YCbCr;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_colorspace(&cinfo, cinfo.in_color_space);
+    for (c = 0; c < w->n; c++) {
+        jpeg_component_info *comp = &cinfo.comp_info[c];
+        JQUANT_TBL **table = &cinfo.quant_tbl_ptrs[w->slot[c]];
+        comp->h_samp_factor = w->h[c];
+        comp->v_samp_factor = w->v[c];
+        comp->quant_tbl_no = w->slot[c];
+        if (!*table)
+            *table = jpeg_alloc_quant_table((j_common_ptr)&cinfo);
+        for (k = 0; k < DCTSIZE2; k++)
+            (*table)->quantval[k] = w->tables[c][k]; /* natural order, as libjpeg keeps them */
+        (*table)->sent_table = FALSE;
+    }
+    cinfo.optimize_coding = w->optimize ? TRUE : FALSE;
+    if (w->progressive)
+        jpeg_simple_progression(&cinfo);
+    /* whole MCUs, as jpegtran requests them; the blocks past the image's are never read */
+    for (c = 0; c < w->n; c++)
+        arrays[c] = (*cinfo.mem->request_virt_barray)((j_common_ptr)&cinfo, JPOOL_IMAGE, TRUE,
+                                                      (JDIMENSION)round_up(w->w_blocks[c], w->h[c]),
+                                                      (JDIMENSION)round_up(w->h_blocks[c], w->v[c]),
+                                                      (JDIMENSION)w->v[c]);
+    jpeg_write_coefficients(&cinfo, arrays);
+    for (c = 0; c < w->n; c++)
+        for (r = 0; r < w->h_blocks[c]; r++)
+            memcpy((*cinfo.mem->access_virt_barray)((j_common_ptr)&cinfo, arrays[c], (JDIMENSION)r, 1, TRUE)[0],
+                   w->planes[c] + (size_t)r * w->w_blocks[c] * DCTSIZE2,
+                   sizeof(JCOEF) * (size_t)w->w_blocks[c] * DCTSIZE2);
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    return 0;
+}
+
+PyDoc_STRVAR(write_coefficients_doc,
+"write_coefficients(planes, tables, width, height, sampling, progressive=False, optimize=True) -> bytes\n\n"
+"A JPEG of quantized DCT coefficients, written by libjpeg's jpeg_write_coefficients: planes,\n"
+"1 (grayscale) or 3 (YCbCr) C-contiguous int16 (h_blocks, w_blocks, 64) arrays covering the\n"
+"image's blocks, natural order; tables, uint16 (n, 64) steps 1..32767, natural order;\n"
+"sampling, the (h, v) factors 1..4 of each component. Baseline (progressive=False) or\n"
+"libjpeg's simple progression; optimize: Huffman tables optimized for the image, else the\n"
+"standard ones. The GIL is released while libjpeg works.");
+
+static PyObject *py_write_coefficients(PyObject *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"planes", "tables", "width", "height", "sampling", "progressive", "optimize", NULL};
+    PyObject *planes_obj, *tables_obj, *sampling_obj, *planes = NULL, *sampling = NULL, *result = NULL;
+    Py_buffer views[3] = {{0}}, tables = {0};
+    write_t w = {0};
+    job_t *job = NULL;
+    int c, k, h_max = 1, v_max = 1, status;
+    w.optimize = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOiiO|pp", kwlist, &planes_obj, &tables_obj, &w.width, &w.height,
+                                     &sampling_obj, &w.progressive, &w.optimize))
+        return NULL;
+    planes = PySequence_Fast(planes_obj, "planes must be a sequence of arrays");
+    sampling = planes ? PySequence_Fast(sampling_obj, "sampling must be a sequence of (h, v) pairs") : NULL;
+    if (!planes || !sampling)
+        goto done;
+    w.n = (int)PySequence_Fast_GET_SIZE(planes);
+    if ((w.n != 1 && w.n != 3) || PySequence_Fast_GET_SIZE(sampling) != w.n) {
+        PyErr_SetString(PyExc_ValueError, "give 1 (grayscale) or 3 (YCbCr) planes and one (h, v) pair for each");
+        goto done;
+    }
+    if (w.width < 1 || w.height < 1 || w.width > (int)JPEG_MAX_DIMENSION || w.height > (int)JPEG_MAX_DIMENSION) {
+        PyErr_Format(PyExc_ValueError, "a JPEG is 1..%d pixels a side, not %dx%d", (int)JPEG_MAX_DIMENSION, w.width,
+                     w.height);
+        goto done;
+    }
+    for (c = 0; c < w.n; c++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(sampling, c);
+        if (!PyArg_ParseTuple(pair, "ii", &w.h[c], &w.v[c]))
+            goto done;
+        if (w.h[c] < 1 || w.h[c] > 4 || w.v[c] < 1 || w.v[c] > 4) {
+            PyErr_Format(PyExc_ValueError, "component %d: sampling factors are 1..4, not (%d, %d)", c, w.h[c], w.v[c]);
+            goto done;
+        }
+        h_max = w.h[c] > h_max ? w.h[c] : h_max;
+        v_max = w.v[c] > v_max ? w.v[c] : v_max;
+    }
+    if (PyObject_GetBuffer(tables_obj, &tables, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        goto done;
+    if (tables.ndim != 2 || strcmp(tables.format, "H") || tables.shape[0] < w.n || tables.shape[1] != 64) {
+        PyErr_SetString(PyExc_ValueError, "tables must be uint16 (n, 64), one table per component");
+        goto done;
+    }
+    for (c = 0; c < w.n; c++) {
+        w.tables[c] = (const uint16_t *)tables.buf + 64 * c;
+        for (k = 0; k < 64; k++)
+            if (w.tables[c][k] < 1 || w.tables[c][k] > 32767) {
+                PyErr_Format(PyExc_ValueError, "component %d: quantization step %d is %d; steps are 1..32767",
+                             c, k, w.tables[c][k]);
+                goto done;
+            }
+        /* components with equal tables share one, as encoders write Cb and Cr */
+        w.slot[c] = c;
+        for (k = 0; k < c; k++)
+            if (!memcmp(w.tables[k], w.tables[c], 64 * sizeof(uint16_t))) {
+                w.slot[c] = w.slot[k];
+                break;
+            }
+        w.w_blocks[c] = (int)(((long long)w.width * w.h[c] + 8LL * h_max - 1) / (8LL * h_max));
+        w.h_blocks[c] = (int)(((long long)w.height * w.v[c] + 8LL * v_max - 1) / (8LL * v_max));
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(planes, c), &views[c], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+            goto done;
+        if (views[c].ndim != 3 || strcmp(views[c].format, "h") || views[c].shape[0] != w.h_blocks[c] ||
+            views[c].shape[1] != w.w_blocks[c] || views[c].shape[2] != 64) {
+            PyErr_Format(PyExc_ValueError, "component %d: expected C-contiguous int16 (%d, %d, 64) coefficients for a "
+                         "%dx%d image sampled (%d, %d), got %s of %zd dimensions", c, w.h_blocks[c], w.w_blocks[c],
+                         w.width, w.height, w.h[c], w.v[c], views[c].format, (Py_ssize_t)views[c].ndim);
+            goto done;
+        }
+        w.planes[c] = views[c].buf;
+    }
+    if (!(job = new_job()))
+        goto done;
+    Py_BEGIN_ALLOW_THREADS
+    status = run_write(&w, job);
+    Py_END_ALLOW_THREADS
+    if (status < 0) {
+        raise_job_error(job, Py_None);
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize((const char *)w.out, (Py_ssize_t)w.out_size);
+done:
+    free(w.out);
+    if (job)
+        free_job(job);
+    for (c = 0; c < 3; c++)
+        if (views[c].obj)
+            PyBuffer_Release(&views[c]);
+    if (tables.obj)
+        PyBuffer_Release(&tables);
+    Py_XDECREF(planes);
+    Py_XDECREF(sampling);
+    return result;
+}
+
 /* ---- Exact resampling of one plane (csrc/resample.c) -------------------- */
 
 static int parse_axis(PyObject *tuple, dl_axis *axis) {
@@ -1354,6 +1526,8 @@ static PyMethodDef methods[] = {
     {"read_resampled", (PyCFunction)(void (*)(void))py_read_resampled, METH_VARARGS | METH_KEYWORDS,
      read_resampled_doc},
     {"read_packed", (PyCFunction)(void (*)(void))py_read_packed, METH_VARARGS | METH_KEYWORDS, read_packed_doc},
+    {"write_coefficients", (PyCFunction)(void (*)(void))py_write_coefficients, METH_VARARGS | METH_KEYWORDS,
+     write_coefficients_doc},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {

@@ -9,6 +9,7 @@ validation batches on the CPU or a GPU (``dctload.loaders``).
 
 from .errors import JPEGError, UnsupportedJPEGError
 from .reader import DEFAULT_MAX_PIXELS, DCTImage, read_batch, read_coefficients, read_header
+from .writer import write_coefficients
 
 __version__ = "0.2.0"
 
@@ -26,6 +27,7 @@ __all__ = [
     "read_batch",
     "read_coefficients",
     "read_header",
+    "write_coefficients",
 ]
 
 # The dataset, the loaders and batching need torch; the reader does not: they load on first use.

@@ -5,7 +5,8 @@
 Each input goes through ``read_header`` and ``read_coefficients`` (with and without
 ``strict`` and the pixel fallback), and through the batch path (``dctload.fused``: the
 train and validation recipes' draws on its header, crop-aware decoding and the C
-resampling, with random boxes and flips; and ``read_packed``, the GPU path's packets).
+resampling, with random boxes and flips; and ``read_packed``, the GPU path's packets); a
+clean read is written back (``write_coefficients``) and must read back the same.
 A ``JPEGError`` (or ``OSError``) is the expected
 answer to bad bytes; anything else, a crash, an input slower than ``-timeout`` seconds or
 memory past ``-rss_limit_mb`` fails the run and leaves a ``crash-*``/``timeout-*``/``oom-*``
@@ -49,9 +50,17 @@ def test_one_input(data: bytes) -> None:
         pass
     for options in ({}, {"strict": True}, {"fallback": "pixels"}):
         try:
-            touch(dctload.read_coefficients(data, max_pixels=MAX_PIXELS, **options))
+            image = dctload.read_coefficients(data, max_pixels=MAX_PIXELS, **options)
         except dctload.JPEGError:
-            pass
+            continue
+        touch(image)
+        if options.get("strict"):  # a clean read writes back to the same coefficients
+            try:
+                back = dctload.read_coefficients(dctload.write_coefficients(image, progressive=len(data) % 2 == 1))
+            except dctload.JPEGError:  # coefficients no 8-bit JPEG can code
+                continue
+            if not all(np.array_equal(a, b) for a, b in zip(image.components, back.components)):
+                raise AssertionError("write_coefficients did not round-trip")
     torch.manual_seed(len(data))
     for plan in PLANS:
         views, errors = fused.draw([data], [None], plan)
