@@ -9,7 +9,7 @@ validation batches on the CPU or a GPU (``dctload.loaders``).
 
 from .errors import JPEGError, UnsupportedJPEGError
 from .reader import DEFAULT_MAX_PIXELS, DCTImage, read_batch, read_coefficients, read_header
-from .writer import write_coefficients
+from .writer import requantize, write_coefficients
 
 __version__ = "0.2.0"
 
@@ -27,6 +27,7 @@ __all__ = [
     "read_batch",
     "read_coefficients",
     "read_header",
+    "requantize",
     "write_coefficients",
 ]
 

@@ -135,6 +135,18 @@ def standard_tables(quality: int, baseline: bool = True) -> tuple[np.ndarray, np
     return tuple(np.clip((base * scale + 50) // 100, 1, top) for base in (STANDARD_LUMA_TABLE, STANDARD_CHROMA_TABLE))
 
 
+def requantize_plane(coefs: np.ndarray, table: np.ndarray, new_table: np.ndarray) -> np.ndarray:
+    """Quantized coefficients ``q`` (..., 64) with steps ``table`` rounded to ``new_table``:
+    ``round(q * Q / Q')``, halves away from zero, in integers, as libjpeg's encoder rounds
+    (``jcdctmgr.c``). int16 out."""
+    x = coefs.astype(np.int64) * np.asarray(table, np.int64)
+    step = np.asarray(new_table, np.int64)
+    out = np.sign(x) * ((np.abs(x) + step // 2) // step)
+    if np.abs(out).max(initial=0) > 32767:
+        raise ValueError("requantized coefficients overflow int16: the new steps are too small")
+    return out.astype(np.int16)
+
+
 def cmyk_to_rgb(cmyk: np.ndarray, inverted: bool) -> np.ndarray:
     """Naive CMYK -> RGB, ``R = (255 - C)(255 - K) / 255``.
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 from typing import BinaryIO
 
+import dataclasses
+
 import numpy as np
 
-from . import _reader
+from . import _reader, coefficients
 from .reader import DCTImage
 
 
@@ -48,3 +50,29 @@ def write_coefficients(image: DCTImage, file: str | os.PathLike | BinaryIO | Non
             with open(file, "wb") as f:
                 f.write(data)
     return data
+
+
+def requantize(image: DCTImage, tables) -> DCTImage:
+    """``image`` with its coefficients rounded to new quantization ``tables``, as an
+    encoder would round the same dequantized coefficients (:func:`dctload.coefficients.requantize_plane`).
+
+    ``tables``: a quality 1..100 (IJG's standard tables scaled as ``jpeg_set_quality``
+    scales them, baseline steps 1..255), or ``(luma, chroma)`` steps of 64 each in
+    natural order (a JPEG-DL table learned by ``nets``, say: ``DCTRequantize.steps()[0]``;
+    rounded to integers, at least 1), or one table per component. The image's own tables
+    give it back unchanged.
+    """
+    n = len(image.components)
+    if isinstance(tables, (int, np.integer)) and not isinstance(tables, bool):
+        luma, chroma = coefficients.standard_tables(int(tables))
+        new = [luma] + [chroma] * (n - 1)
+    else:
+        given = [np.asarray(getattr(t, "detach", lambda: t)(), dtype=np.float64).reshape(-1) for t in tables]
+        if len(given) not in (2, n) or any(t.shape != (64,) for t in given):
+            raise ValueError(f"tables: a quality, (luma, chroma) or {n} tables of 64 steps")
+        new = given if len(given) == n else [given[0]] + [given[1]] * (n - 1)
+        new = [np.clip(np.rint(t), 1, 32767) for t in new]
+    new = [np.asarray(t, np.uint16) for t in new[:n]]
+    planes = [coefficients.requantize_plane(plane, image.qt[c], new[c]) for c, plane in enumerate(image.components)]
+    return dataclasses.replace(image, y=planes[0], cb=planes[1] if n > 1 else None, cr=planes[2] if n > 1 else None,
+                               qt=np.stack(new), warnings=())
