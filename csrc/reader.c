@@ -848,6 +848,8 @@ static nonzero_bits_fn nonzero_bits = nonzero_bits_generic;
 
 __attribute__((constructor)) static void choose_nonzero_bits(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
+    if (getenv("DCTLOAD_NO_SIMD")) /* the portable path, for tests and for comparison */
+        return;
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2"))
         nonzero_bits = nonzero_bits_avx2;
@@ -1207,11 +1209,14 @@ static PyObject *py_read_packed(PyObject *self, PyObject *args, PyObject *kwargs
             long long row = ((const long long *)mask_row.buf)[3 * i + c];
             long long value = ((const long long *)value_at.buf)[3 * i + c];
             long long height = (long long)r[1] - r[0], width = (long long)r[3] - r[2];
+            long long blocks = masks.shape[0], room = values.shape[0];
             for (k = 0; k < 4; k++)
                 p->range[c][k] = r[k];
-            /* every write must land inside the buffers: checked here, before any is made */
-            if (height <= 0 || width <= 0 || width > row || at < 0 || value < 0 ||
-                at + (height - 1) * row + width > masks.shape[0] || value + height * width * 64 > values.shape[0]) {
+            /* every write must land inside the buffers: checked here, before any is made, in
+             * divisions that cannot overflow */
+            if (height <= 0 || width <= 0 || width > row || at < 0 || value < 0 || at > blocks || value > room ||
+                width > blocks - at || height - 1 > (blocks - at - width) / row ||
+                height > (room - value) / 64 / width) {
                 PyErr_Format(PyExc_ValueError, "image %zd, component %d: blocks [%d, %d) x [%d, %d) do not fit the "
                              "masks or values given", i, c, r[0], r[1], r[2], r[3]);
                 goto done;
@@ -1271,16 +1276,47 @@ done:
 
 /* ---- Writing coefficients (jpeg_write_coefficients) ------------------- */
 
+
+static int round_up(int x, int to) { return (x + to - 1) / to * to; }
+
+/* A destination that grows one buffer this code owns (libjpeg's jpeg_mem_dest frees and
+ * replaces its buffers itself, which an error path cannot then free safely). */
+typedef struct {
+    struct jpeg_destination_mgr pub;
+    unsigned char *buffer;
+    size_t capacity, size;
+} grow_dest_t;
+
+static void grow_init(j_compress_ptr cinfo) {
+    grow_dest_t *d = (grow_dest_t *)cinfo->dest;
+    d->pub.next_output_byte = d->buffer;
+    d->pub.free_in_buffer = d->capacity;
+}
+
+static boolean grow_empty(j_compress_ptr cinfo) { /* called with the whole buffer full */
+    grow_dest_t *d = (grow_dest_t *)cinfo->dest;
+    unsigned char *bigger = realloc(d->buffer, 2 * d->capacity);
+    if (!bigger)
+        ERREXIT1(cinfo, JERR_OUT_OF_MEMORY, 10);
+    d->buffer = bigger;
+    d->pub.next_output_byte = bigger + d->capacity;
+    d->pub.free_in_buffer = d->capacity;
+    d->capacity *= 2;
+    return TRUE;
+}
+
+static void grow_term(j_compress_ptr cinfo) {
+    grow_dest_t *d = (grow_dest_t *)cinfo->dest;
+    d->size = d->capacity - d->pub.free_in_buffer;
+}
+
 typedef struct {
     int n, width, height, h[3], v[3], w_blocks[3], h_blocks[3], slot[3];
     const int16_t *planes[3];
     const uint16_t *tables[3];
     int progressive, optimize;
-    unsigned char *out;
-    unsigned long out_size;
+    grow_dest_t dest;
 } write_t;
-
-static int round_up(int x, int to) { return (x + to - 1) / to * to; }
 
 /* libjpeg from the coefficients on: the job carries the error, as the reader's do. */
 static int run_write(write_t *w, job_t *job) {
@@ -1292,14 +1328,21 @@ static int run_write(write_t *w, job_t *job) {
     err.pub.error_exit = on_error_exit;
     err.pub.emit_message = on_message;
     err.job = job;
-    if (setjmp(err.escape)) {
-        jpeg_destroy_compress(&cinfo);
-        free(w->out);
-        w->out = NULL;
+    w->dest.capacity = 1 << 16;
+    if (!(w->dest.buffer = malloc(w->dest.capacity))) {
+        job->err = ERR_NO_MEMORY;
+        snprintf(job->message, sizeof(job->message), "out of memory");
         return -1;
     }
+    w->dest.pub.init_destination = grow_init;
+    w->dest.pub.empty_output_buffer = grow_empty;
+    w->dest.pub.term_destination = grow_term;
+    if (setjmp(err.escape)) {
+        jpeg_destroy_compress(&cinfo);
+        return -1; /* the caller frees the buffer */
+    }
     jpeg_create_compress(&cinfo);
-    jpeg_mem_dest(&cinfo, &w->out, &w->out_size);
+    cinfo.dest = &w->dest.pub;
     cinfo.image_width = (JDIMENSION)w->width;
     cinfo.image_height = (JDIMENSION)w->height;
     cinfo.input_components = w->n;
@@ -1343,9 +1386,10 @@ PyDoc_STRVAR(write_coefficients_doc,
 "A JPEG of quantized DCT coefficients, written by libjpeg's jpeg_write_coefficients: planes,\n"
 "1 (grayscale) or 3 (YCbCr) C-contiguous int16 (h_blocks, w_blocks, 64) arrays covering the\n"
 "image's blocks, natural order; tables, uint16 (n, 64) steps 1..32767, natural order;\n"
-"sampling, the (h, v) factors 1..4 of each component. Baseline (progressive=False) or\n"
-"libjpeg's simple progression; optimize: Huffman tables optimized for the image, else the\n"
-"standard ones. The GIL is released while libjpeg works.");
+"sampling, the (h, v) factors 1..4 of each component, dividing the largest. Baseline\n"
+"(progressive=False) or libjpeg's simple progression; optimize: Huffman tables optimized for\n"
+"the image, else the standard ones (progressive files are always optimized). Coefficients\n"
+"outside 8-bit JPEG's range raise ValueError. The GIL is released while libjpeg works.");
 
 static PyObject *py_write_coefficients(PyObject *self, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"planes", "tables", "width", "height", "sampling", "progressive", "optimize", NULL};
@@ -1383,6 +1427,21 @@ static PyObject *py_write_coefficients(PyObject *self, PyObject *args, PyObject 
         h_max = w.h[c] > h_max ? w.h[c] : h_max;
         v_max = w.v[c] > v_max ? w.v[c] : v_max;
     }
+    {
+        int blocks = 0;
+        for (c = 0; c < w.n; c++) {
+            blocks += w.h[c] * w.v[c];
+            if (h_max % w.h[c] || v_max % w.v[c]) { /* libjpeg writes them; decoders refuse them */
+                PyErr_Format(PyExc_ValueError, "component %d: sampling (%d, %d) does not divide the largest (%d, %d)",
+                             c, w.h[c], w.v[c], h_max, v_max);
+                goto done;
+            }
+        }
+        if (w.n > 1 && blocks > 10) {
+            PyErr_Format(PyExc_ValueError, "sampling factors give %d blocks an MCU; JPEG allows 10", blocks);
+            goto done;
+        }
+    }
     if (PyObject_GetBuffer(tables_obj, &tables, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
         goto done;
     if (tables.ndim != 2 || strcmp(tables.format, "H") || tables.shape[0] < w.n || tables.shape[1] != 64) {
@@ -1416,6 +1475,16 @@ static PyObject *py_write_coefficients(PyObject *self, PyObject *args, PyObject 
             goto done;
         }
         w.planes[c] = views[c].buf;
+        { /* what baseline 8-bit JPEG codes: DC -1024..1023 (differences of 11 bits), AC of 10 bits */
+            const int16_t *q = w.planes[c];
+            Py_ssize_t i, count = (Py_ssize_t)w.h_blocks[c] * w.w_blocks[c] * 64;
+            for (i = 0; i < count; i++)
+                if (q[i] < -1024 || q[i] > 1023 || (i % 64 && q[i] == -1024)) {
+                    PyErr_Format(PyExc_ValueError, "component %d: coefficient %d of block %zd is %d, outside what "
+                                 "8-bit JPEG codes (DC -1024..1023, AC -1023..1023)", c, (int)(i % 64), i / 64, q[i]);
+                    goto done;
+                }
+        }
     }
     if (!(job = new_job()))
         goto done;
@@ -1426,9 +1495,9 @@ static PyObject *py_write_coefficients(PyObject *self, PyObject *args, PyObject 
         raise_job_error(job, Py_None);
         goto done;
     }
-    result = PyBytes_FromStringAndSize((const char *)w.out, (Py_ssize_t)w.out_size);
+    result = PyBytes_FromStringAndSize((const char *)w.dest.buffer, (Py_ssize_t)w.dest.size);
 done:
-    free(w.out);
+    free(w.dest.buffer);
     if (job)
         free_job(job);
     for (c = 0; c < 3; c++)

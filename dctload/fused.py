@@ -219,7 +219,7 @@ def read_packed(datas: Sequence, views: Sequence, *, num_threads: int | None = N
     n = len(datas)
     names = list(names) if names is not None else [None] * n
     outcomes = [Outcome(None, ()) for _ in datas]
-    if any(view is None for view in views):
+    if any(view is None or len(view.image.sampling) not in (1, 3) for view in views):  # CMYK, YCCK: per image
         return None, list(range(n)), outcomes
     layouts = [plane_layout(view) for view in views]
     order = sorted(range(n), key=lambda i: _blocks(layouts[i][0][0]))  # stable: collate_packets' order
@@ -249,11 +249,16 @@ def read_packed(datas: Sequence, views: Sequence, *, num_threads: int | None = N
             if len(rows_cols) == 1:
                 rows_cols += [neutral_chroma(*views[i].size)] * 2
             geometry[first + k] = rows_cols
-    masks = np.zeros((blocks, 8), np.uint8)
+    # the batch's tensors, in shared memory in DataLoader workers: written there, not copied
+    masks, packed_tables, packed_geometry = (_empty(shape, shared, dtype) for shape, dtype in (
+        ((blocks, 8), torch.uint8), ((n, 3, 64), torch.float32), ((n, 3, 2, 6), torch.float64)))
+    masks.zero_()
+    packed_tables.numpy()[:] = tables
+    packed_geometry.numpy()[:] = geometry
     scratch = np.empty(values, np.int16)
     limit = 0 if max_pixels is None else int(max_pixels)
     errors, warnings, rows, counts = _reader.read_packed(
-        [datas[i] for i in order], ranges, mask_at, mask_row, value_at, masks, scratch, tables,
+        [datas[i] for i in order], ranges, mask_at, mask_row, value_at, masks.numpy(), scratch, packed_tables.numpy(),
         num_threads or reader.default_num_threads(), strict, limit, crop_aware, [names[i] for i in order])
     for slot, i in enumerate(order):
         outcomes[i] = Outcome(errors[slot], tuple(warnings[slot]), *rows[slot])
@@ -261,16 +266,13 @@ def read_packed(datas: Sequence, views: Sequence, *, num_threads: int | None = N
         return None, order, outcomes
     # The nonzero values, compacted in the order the GPU unpacks them (value_at's order).
     segments = sorted((value_at[slot, c], counts[slot][c]) for slot in range(n) for c in range(3) if counts[slot][c])
-    packed_values = _empty_of(sum(count for _, count in segments), torch.int16, shared)
+    packed_values = _empty((sum(count for _, count in segments),), shared, torch.int16)
     position = 0
     target = packed_values.numpy()
     for at, count in segments:
         target[position:position + count] = scratch[at:at + count]
         position += count
-    tensors = [torch.from_numpy(a) for a in (masks, tables, geometry)]
-    if shared:
-        tensors = [t.share_memory_() for t in tensors]
-    packed = PackedBatch(masks=tensors[0], values=packed_values, tables=tensors[1], geometry=tensors[2],
+    packed = PackedBatch(masks=masks, values=packed_values, tables=packed_tables, geometry=packed_geometry,
                          layout=torch.tensor(layout, dtype=torch.int64))
     return packed, order, outcomes
 
@@ -280,19 +282,14 @@ def _blocks(box: tuple[int, int, int, int]) -> int:
     return (r1 - r0) * (c1 - c0)
 
 
-def _empty_of(numel: int, dtype: torch.dtype, shared: bool) -> torch.Tensor:
-    tensor = torch.empty(numel, dtype=dtype)
-    return tensor.share_memory_() if shared else tensor
-
-
-def _empty(shape: tuple, shared: bool) -> torch.Tensor:
+def _empty(shape: tuple, shared: bool, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     if not shared:
-        return torch.empty(shape)
+        return torch.empty(shape, dtype=dtype)
     # Storage in shared memory, as default_collate allocates in DataLoader workers: the
     # batch then reaches the main process without a copy.
     numel = int(np.prod(shape))
-    storage = torch.empty(0)._typed_storage()._new_shared(numel, device="cpu")
-    return torch.empty(0).new(storage).view(shape)
+    storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(numel, device="cpu")
+    return torch.empty(0, dtype=dtype).new(storage).view(shape)
 
 
 def read_file(path: str | os.PathLike):

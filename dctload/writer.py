@@ -21,11 +21,12 @@ def write_coefficients(image: DCTImage, file: str | os.PathLike | BinaryIO | Non
     written to ``file``, a path or a binary file object, when given).
 
     Baseline, or libjpeg's simple progression (``progressive=True``); Huffman tables
-    optimized for the image (``optimize=True``) or the standard ones. Reading a file and
-    writing it back gives the same coefficients, tables and sampling, bit for bit. Bad
-    arguments raise ``TypeError`` or ``ValueError`` naming what is wrong (a plane's shape
-    against the size and sampling, a zero step); coefficients libjpeg cannot code (outside
-    baseline JPEG's range) raise ``JPEGError``.
+    optimized for the image (``optimize=True``) or the standard ones (progressive files
+    are always optimized). Reading a file and writing it back gives the same coefficients,
+    tables and sampling, bit for bit. Bad arguments raise ``TypeError`` or ``ValueError``
+    naming what is wrong: a plane's shape against the size and sampling, a zero step,
+    sampling factors decoders refuse, a coefficient outside what 8-bit JPEG codes (a
+    damaged file's garbage, say); libjpeg's own failures raise ``JPEGError``.
     """
     if not isinstance(image, DCTImage):
         raise TypeError(f"write_coefficients takes a DCTImage, not {type(image).__name__}")

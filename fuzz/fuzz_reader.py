@@ -57,7 +57,7 @@ def test_one_input(data: bytes) -> None:
         if options.get("strict"):  # a clean read writes back to the same coefficients
             try:
                 back = dctload.read_coefficients(dctload.write_coefficients(image, progressive=len(data) % 2 == 1))
-            except dctload.JPEGError:  # coefficients no 8-bit JPEG can code
+            except ValueError:  # coefficients no 8-bit JPEG can code (JPEGError is one too)
                 continue
             if not all(np.array_equal(a, b) for a, b in zip(image.components, back.components)):
                 raise AssertionError("write_coefficients did not round-trip")

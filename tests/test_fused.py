@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import os
 import shutil
+import subprocess
+import sys
 import weakref
 
 import numpy as np
@@ -325,8 +328,20 @@ def test_read_packed_refuses_buffers_that_cannot_hold_the_blocks(tmp_path):
     masks, values, tables = np.zeros((4, 8), np.uint8), np.zeros(256, np.int16), np.zeros((1, 3, 64), np.float32)
     errors, _, _, counts = _reader.read_packed([data], ranges, *ok.values(), masks, values, tables)
     assert errors == [None] and 0 < sum(counts[0])
+    # the portable mask code (no AVX2) writes the same bytes
+    script = ("import numpy as np, sys; from dctload import _reader; a = np.load(sys.argv[1]); "
+              "m = np.zeros((4, 8), np.uint8); v = np.zeros(256, np.int16); t = np.zeros((1, 3, 64), np.float32); "
+              "_reader.read_packed([a['data'].tobytes()], a['ranges'], a['mask_at'], a['mask_row'], a['value_at'], m, v, t); "
+              "np.save(sys.argv[2], np.concatenate([m.ravel().view(np.int16), v]))")
+    np.savez(tmp_path / "args.npz", data=np.frombuffer(data, np.uint8), ranges=ranges, **ok)
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "args.npz"), str(tmp_path / "out.npy")], check=True,
+                   env={**os.environ, "DCTLOAD_NO_SIMD": "1"})
+    assert np.array_equal(np.load(tmp_path / "out.npy"), np.concatenate([masks.ravel().view(np.int16), values]))
+    huge = 2 ** 63 - 16  # offsets whose products or sums would overflow a signed 64-bit check
     for bad in (dict(mask_at=np.full((1, 3), 1, np.int64)), dict(mask_row=np.ones((1, 3), np.int64)),
-                dict(value_at=np.full((1, 3), 1, np.int64))):
+                dict(value_at=np.full((1, 3), 1, np.int64)), dict(value_at=np.full((1, 3), huge, np.int64)),
+                dict(mask_at=np.full((1, 3), huge, np.int64)), dict(mask_row=np.full((1, 3), 2 ** 62 + 1, np.int64)),
+                dict(value_at=np.full((1, 3), -1, np.int64))):
         with pytest.raises(ValueError, match="do not fit"):
             _reader.read_packed([data], ranges, *{**ok, **bad}.values(), masks, values, tables)
     with pytest.raises(ValueError, match="int32"):

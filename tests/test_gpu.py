@@ -215,6 +215,21 @@ def test_the_packets_loader_fills_batches_in_one_call_and_falls_back_per_image(t
     assert sorted(targets.tolist()) == list(range(5)) and len(calls) == 2
     for k, target in enumerate(targets.tolist()):
         assert_close_to(y[k], cbcr[k], cpu_reference(files[target], Recipe.val(32).dct_transform()))
+    # an RGB JPEG: its header reads, the C call refuses its colour space, and the batch
+    # goes per image, where the pixel route reads it
+    from PIL import Image
+
+    rgb = tmp_path / "rgb.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(
+        rgb, "JPEG", keep_rgb=True, quality=90)
+    assert dctload.read_header(str(rgb))["colorspace"] == "RGB"
+    mixed = [(f, k) for k, f in enumerate(files)] + [(str(rgb), 5)]
+    calls.clear()
+    (y, cbcr), targets = next(iter(dctload.loader(mixed, "coefficients", Recipe.val(32), batch_size=6, workers=0,
+                                                  device="cpu")))
+    assert len(calls) == 1 and sorted(targets.tolist()) == list(range(6))
+    for k, target in enumerate(targets.tolist()):
+        assert_close_to(y[k], cbcr[k], cpu_reference(mixed[target][0], Recipe.val(32).dct_transform()))
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not a JPEG")
     samples = [(f, k) for k, f in enumerate(files)] + [(str(bad), 9)]

@@ -175,6 +175,20 @@ def test_inputs_the_fuzzer_found_stay_fixed(path):
             continue
         assert all(table.min() >= 1 for table in image.qt)
         assert_read_or_jpeg_error(data)
+    fuzz_target().test_one_input(data)  # the whole fuzz target, batch and packet paths included
+
+
+def fuzz_target():
+    """fuzz/fuzz_reader.py as a module (atheris is in requirements-ci; its instrumentation
+    leaves modules already imported alone)."""
+    import importlib.util
+
+    pytest.importorskip("atheris", reason="atheris (the fuzzing engine) is not installed")
+    path = pathlib.Path(__file__).resolve().parents[1] / "fuzz" / "fuzz_reader.py"
+    spec = importlib.util.spec_from_file_location("fuzz_reader", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_a_zero_quantization_step_is_refused():

@@ -38,16 +38,16 @@ def readable(folder: str) -> list:
 @pytest.mark.parametrize("folder", ["imagenet-sample", "jpeg-edge"])
 def test_every_readable_file_round_trips_bit_exactly(folder):
     """Every file that reads without warnings; a damaged one whose garbage coefficients no
-    8-bit JPEG can code (hopper_bad_exif.jpg: a DC of 2945) is refused with a JPEGError."""
+    8-bit JPEG can code (hopper_bad_exif.jpg: a DC of 2945) is refused with a ValueError."""
     images = readable(folder)
     assert len(images) >= (490 if folder == "imagenet-sample" else 40)
     for path, image in images:
         for progressive in (False, True):
             try:
                 back = dctload.read_coefficients(dctload.write_coefficients(image, progressive=progressive))
-            except dctload.JPEGError as exc:
-                assert image.warnings and "out of range" in str(exc), (path, exc)
-                assert max(int(np.abs(p).max()) for p in image.components) > 2047
+            except ValueError as exc:
+                assert image.warnings and "outside what 8-bit JPEG codes" in str(exc), (path, exc)
+                assert max(int(np.abs(p).max()) for p in image.components) > 1023
                 continue
             assert same_coefficients(image, back) and back.progressive == progressive, (path, progressive)
 
@@ -96,10 +96,19 @@ def test_bad_arguments_raise_typed_errors_naming_the_problem():
         dctload.write_coefficients(dataclass_replace(image, qt=np.zeros_like(image.qt)))
     with pytest.raises(ValueError, match="sampling factors are 1..4"):
         dctload.write_coefficients(dataclass_replace(image, sampling=((5, 1), (1, 1), (1, 1))))
-    huge = image.y.copy()
-    huge[0, 0, 1] = 30000  # beyond baseline JPEG's 10-bit AC range: libjpeg refuses to code it
-    with pytest.raises(dctload.JPEGError):
-        dctload.write_coefficients(dataclass_replace(image, y=huge))
+    with pytest.raises(ValueError, match="does not divide the largest"):
+        dctload.write_coefficients(dataclass_replace(image, sampling=((3, 1), (2, 1), (1, 1))))
+    with pytest.raises(ValueError, match="12 blocks an MCU"):
+        dctload.write_coefficients(dataclass_replace(image, sampling=((2, 2), (2, 2), (2, 2))))
+    for k, value in ((1, 1024), (0, 1024), (5, -1024), (0, -1025)):  # AC of 10 bits, DC -1024..1023
+        huge = image.y.copy()
+        huge[1, 2, k] = value
+        for progressive, optimize in ((False, False), (False, True), (True, True)):
+            with pytest.raises(ValueError, match=f"component 0: coefficient {k} of block 8 is {value}, outside"):
+                dctload.write_coefficients(dataclass_replace(image, y=huge), progressive=progressive, optimize=optimize)
+    edge = image.y.copy()
+    edge[1, 2, 0], edge[1, 3, 0], edge[0, 0, 7] = -1024, 1023, -1023  # the extremes code, and read back
+    assert np.array_equal(dctload.read_coefficients(dctload.write_coefficients(dataclass_replace(image, y=edge))).y, edge)
 
 
 def dataclass_replace(image, **fields):
