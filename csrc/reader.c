@@ -1013,6 +1013,51 @@ static PyObject *batch_outcomes(job_t **jobs, Py_ssize_t n, PyObject *sources) {
     return result;
 }
 
+/* The inputs of a batch call: a view of each bytes-like of `datas` and a job reading it. */
+typedef struct {
+    Py_buffer *views;
+    job_t **jobs;
+    Py_ssize_t n, got; /* got: the views taken, to release */
+} inputs_t;
+
+static int open_inputs(inputs_t *in, PyObject *datas, PyObject *sources, int strict, unsigned long long max_pixels) {
+    Py_ssize_t i, n = PySequence_Fast_GET_SIZE(datas);
+    in->n = n;
+    if (sources != Py_None && (!PySequence_Check(sources) || PySequence_Size(sources) != n)) {
+        PyErr_SetString(PyExc_ValueError, "sources must be None or one name per input");
+        return -1;
+    }
+    in->views = PyMem_Calloc(n ? n : 1, sizeof(Py_buffer));
+    in->jobs = PyMem_Calloc(n ? n : 1, sizeof(job_t *));
+    if (!in->views || !in->jobs) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(datas, i), &in->views[i], PyBUF_SIMPLE) < 0)
+            return -1;
+        in->got = i + 1;
+        if (!(in->jobs[i] = new_job()))
+            return -1;
+        in->jobs[i]->data = in->views[i].buf;
+        in->jobs[i]->size = (size_t)in->views[i].len;
+        in->jobs[i]->strict = strict;
+        in->jobs[i]->max_pixels = max_pixels;
+    }
+    return 0;
+}
+
+static void close_inputs(inputs_t *in) {
+    Py_ssize_t i;
+    for (i = 0; i < in->got; i++)
+        PyBuffer_Release(&in->views[i]);
+    for (i = 0; in->jobs && i < in->n; i++)
+        if (in->jobs[i])
+            free_job(in->jobs[i]);
+    PyMem_Free(in->views);
+    PyMem_Free(in->jobs);
+}
+
 PyDoc_STRVAR(read_resampled_doc,
 "read_resampled(datas, geometry, y, cbcr, num_threads=1, strict=False, max_pixels=0, decode_only=False,\n"
 "               crop_aware=True, sources=None)\n"
@@ -1030,11 +1075,11 @@ PyDoc_STRVAR(read_resampled_doc,
 static PyObject *py_read_resampled(PyObject *self, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"datas", "geometry", "y", "cbcr", "num_threads", "strict", "max_pixels", "decode_only", "crop_aware", "sources", NULL};
     PyObject *datas_obj, *geometry_obj, *y_obj, *cbcr_obj, *sources = Py_None, *datas = NULL, *result = NULL;
-    Py_buffer geometry = {0}, y = {0}, cbcr = {0}, *views = NULL;
+    Py_buffer geometry = {0}, y = {0}, cbcr = {0};
     int num_threads = 1, strict = 0, decode_only = 0, crop_aware = 1;
     unsigned long long max_pixels = 0;
-    Py_ssize_t n = 0, i, got = 0;
-    job_t **jobs = NULL;
+    Py_ssize_t n = 0, i;
+    inputs_t in = {0};
     target_t *targets = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO|ipKppO", kwlist, &datas_obj, &geometry_obj, &y_obj, &cbcr_obj,
                                      &num_threads, &strict, &max_pixels, &decode_only, &crop_aware, &sources))
@@ -1058,14 +1103,7 @@ static PyObject *py_read_resampled(PyObject *self, PyObject *args, PyObject *kwa
         PyErr_SetString(PyExc_ValueError, "y and cbcr must be C-contiguous float32 (N, 64, H/8, W/8) and (N, 128, H/16, W/16)");
         goto done;
     }
-    if (sources != Py_None && (!PySequence_Check(sources) || PySequence_Size(sources) != n)) {
-        PyErr_SetString(PyExc_ValueError, "sources must be None or one name per input");
-        goto done;
-    }
-    views = PyMem_Calloc(n ? n : 1, sizeof(Py_buffer));
-    jobs = PyMem_Calloc(n ? n : 1, sizeof(job_t *));
-    targets = PyMem_Calloc(n ? n : 1, sizeof(target_t));
-    if (!views || !jobs || !targets) {
+    if (!(targets = PyMem_Calloc(n ? n : 1, sizeof(target_t)))) {
         PyErr_NoMemory();
         goto done;
     }
@@ -1090,29 +1128,16 @@ static PyObject *py_read_resampled(PyObject *self, PyObject *args, PyObject *kwa
         t->c_row = cbcr.shape[3];
         t->y = (float *)y.buf + i * 64 * t->y_channel;
         t->cbcr = (float *)cbcr.buf + i * 128 * t->c_channel;
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(datas, i), &views[i], PyBUF_SIMPLE) < 0)
-            goto done;
-        got = i + 1;
-        if (!(jobs[i] = new_job()))
-            goto done;
-        jobs[i]->data = views[i].buf;
-        jobs[i]->size = (size_t)views[i].len;
-        jobs[i]->strict = strict;
-        jobs[i]->max_pixels = max_pixels;
     }
+    if (open_inputs(&in, datas, sources, strict, max_pixels) < 0)
+        goto done;
     {
-        batch_t b = {jobs, targets, NULL, n, 0, decode_only, crop_aware};
+        batch_t b = {in.jobs, targets, NULL, n, 0, decode_only, crop_aware};
         run_batch(&b, num_threads);
     }
-    result = batch_outcomes(jobs, n, sources);
+    result = batch_outcomes(in.jobs, n, sources);
 done:
-    for (i = 0; i < got; i++)
-        PyBuffer_Release(&views[i]);
-    for (i = 0; jobs && i < n; i++)
-        if (jobs[i])
-            free_job(jobs[i]);
-    PyMem_Free(views);
-    PyMem_Free(jobs);
+    close_inputs(&in);
     PyMem_Free(targets);
     if (geometry.obj)
         PyBuffer_Release(&geometry);
@@ -1155,11 +1180,10 @@ static PyObject *py_read_packed(PyObject *self, PyObject *args, PyObject *kwargs
     PyObject *datas_obj, *ranges_obj, *mask_at_obj, *mask_row_obj, *value_at_obj, *masks_obj, *values_obj, *tables_obj;
     PyObject *sources = Py_None, *datas = NULL, *result = NULL, *outcomes = NULL, *counts = NULL;
     Py_buffer ranges = {0}, mask_at = {0}, mask_row = {0}, value_at = {0}, masks = {0}, values = {0}, tables = {0};
-    Py_buffer *views = NULL;
     int num_threads = 1, strict = 0, crop_aware = 1;
     unsigned long long max_pixels = 0;
-    Py_ssize_t n = 0, i, got = 0;
-    job_t **jobs = NULL;
+    Py_ssize_t n = 0, i;
+    inputs_t in = {0};
     pack_t *packs = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOO|ipKpO", kwlist, &datas_obj, &ranges_obj, &mask_at_obj,
                                      &mask_row_obj, &value_at_obj, &masks_obj, &values_obj, &tables_obj, &num_threads,
@@ -1189,14 +1213,7 @@ static PyObject *py_read_packed(PyObject *self, PyObject *args, PyObject *kwargs
         PyErr_SetString(PyExc_ValueError, "masks must be uint8 (M, 8), values int16 (V,), tables float32 (N, 3, 64)");
         goto done;
     }
-    if (sources != Py_None && (!PySequence_Check(sources) || PySequence_Size(sources) != n)) {
-        PyErr_SetString(PyExc_ValueError, "sources must be None or one name per input");
-        goto done;
-    }
-    views = PyMem_Calloc(n ? n : 1, sizeof(Py_buffer));
-    jobs = PyMem_Calloc(n ? n : 1, sizeof(job_t *));
-    packs = PyMem_Calloc(n ? n : 1, sizeof(pack_t));
-    if (!views || !jobs || !packs) {
+    if (!(packs = PyMem_Calloc(n ? n : 1, sizeof(pack_t)))) {
         PyErr_NoMemory();
         goto done;
     }
@@ -1226,21 +1243,14 @@ static PyObject *py_read_packed(PyObject *self, PyObject *args, PyObject *kwargs
             p->values[c] = (int16_t *)values.buf + value;
         }
         p->tables = (float *)tables.buf + 192 * i;
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(datas, i), &views[i], PyBUF_SIMPLE) < 0)
-            goto done;
-        got = i + 1;
-        if (!(jobs[i] = new_job()))
-            goto done;
-        jobs[i]->data = views[i].buf;
-        jobs[i]->size = (size_t)views[i].len;
-        jobs[i]->strict = strict;
-        jobs[i]->max_pixels = max_pixels;
     }
+    if (open_inputs(&in, datas, sources, strict, max_pixels) < 0)
+        goto done;
     {
-        batch_t b = {jobs, NULL, packs, n, 0, 0, crop_aware};
+        batch_t b = {in.jobs, NULL, packs, n, 0, 0, crop_aware};
         run_batch(&b, num_threads);
     }
-    outcomes = batch_outcomes(jobs, n, sources);
+    outcomes = batch_outcomes(in.jobs, n, sources);
     counts = outcomes ? PyList_New(n) : NULL;
     for (i = 0; counts && i < n; i++) {
         PyObject *item = Py_BuildValue("(nnn)", packs[i].counts[0], packs[i].counts[1], packs[i].counts[2]);
@@ -1256,13 +1266,7 @@ static PyObject *py_read_packed(PyObject *self, PyObject *args, PyObject *kwargs
 done:
     Py_XDECREF(outcomes);
     Py_XDECREF(counts);
-    for (i = 0; i < got; i++)
-        PyBuffer_Release(&views[i]);
-    for (i = 0; jobs && i < n; i++)
-        if (jobs[i])
-            free_job(jobs[i]);
-    PyMem_Free(views);
-    PyMem_Free(jobs);
+    close_inputs(&in);
     PyMem_Free(packs);
     {
         Py_buffer *held[] = {&ranges, &mask_at, &mask_row, &value_at, &masks, &values, &tables};

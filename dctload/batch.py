@@ -22,6 +22,7 @@ networks take the reduced channel counts (:func:`channel_counts`).
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import torch
@@ -62,9 +63,19 @@ def channel_counts(subset) -> tuple[int, int]:
 
 
 def select_channels(y: torch.Tensor, cbcr: torch.Tensor, subset) -> tuple[torch.Tensor, torch.Tensor]:
-    """The frequencies of ``subset`` of one sample or a batch, on the tensors' device."""
-    luma, chroma = channel_indices(subset)
-    return y.index_select(-3, luma.to(y.device)), cbcr.index_select(-3, chroma.to(cbcr.device))
+    """The frequencies of ``subset`` of one sample or a batch, on the tensors' device (the
+    indices are made once per subset and device: no host-to-device copy per batch)."""
+    luma, chroma = _indices_on(_hashable(subset), y.device)
+    return y.index_select(-3, luma), cbcr.index_select(-3, chroma)
+
+
+def _hashable(subset):
+    return subset if isinstance(subset, str) else tuple(tuple(int(k) for k in part) for part in subset)
+
+
+@functools.lru_cache(maxsize=None)
+def _indices_on(subset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    return tuple(indices.to(device) for indices in channel_indices(subset))
 
 
 def tensors(sample, step: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,7 +20,6 @@ DCT and RGB contestants of a benchmark read the same object. Draws use torchvisi
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Sequence
 
 import torch
@@ -94,10 +93,7 @@ class Recipe:
     def select(self, y: torch.Tensor, cbcr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The recipe's channel subset of a batch made by a backend that resamples or
         converts on the GPU (the indices kept on the batch's device: no copy per batch)."""
-        if self.channels is None:
-            return y, cbcr
-        luma, chroma = _indices_on(_hashable(self.channels), y.device)
-        return y.index_select(-3, luma), cbcr.index_select(-3, chroma)
+        return (y, cbcr) if self.channels is None else batch.select_channels(y, cbcr, self.channels)
 
     # ---- pixels ----
 
@@ -148,15 +144,6 @@ class Recipe:
             return images, fn.random.coin_flip(probability=self.flip)
         images = fn.decoders.image(jpegs, device=decoder, output_type=types.RGB, **decoder_args)
         return _dali_center_crop(dali, _dali_resize_shorter(dali, images, jpegs, self.resize_size), self.size), 0
-
-
-def _hashable(channels):
-    return channels if isinstance(channels, str) else tuple(tuple(int(k) for k in part) for part in channels)
-
-
-@functools.lru_cache(maxsize=None)
-def _indices_on(channels, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    return tuple(i.to(device) for i in batch.channel_indices(channels))
 
 
 def _dali_resize_shorter(dali, images, jpegs, short: int):

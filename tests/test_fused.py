@@ -22,7 +22,7 @@ from dctload.packets import ToPacket, collate_packets
 from dctload.recipe import Recipe
 from dctload.coefficients import AxisMap, resample, resample_into
 from dctload.transforms import functional as F
-from test_resample import BOXES, box_axis, pixel_reference
+from test_resample import BOXES, box_axis, chain_case, pixel_reference
 
 needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=SKIP_REASON)
 
@@ -37,10 +37,7 @@ def c_resample(plane, table, rows, cols):
 @pytest.mark.parametrize("flip", [False, True])
 def test_c_resampling_equals_the_pixel_domain_chain(box, out_size, flip):
     """The C path under the numpy reference's own bound, against the same float64 chain."""
-    image = dctload.read_coefficients(encode(photo_like(47, 61), quality=90, subsampling=0))
-    top, left, height, width = box
-    rows, cols = box_axis(top, height, out_size[0]), box_axis(left, width, out_size[1], flip)
-    reference = pixel_reference(image.dequantize(np.float64)[0], rows, cols)
+    image, rows, cols, reference = chain_case(box, out_size, flip)
     ours = c_resample(image.y, image.qt[0], rows, cols)
     assert np.abs(ours - reference).max() < 2e-6 * np.abs(reference).max()
     numpy_path = resample([image.y], image.qt[:1], rows, cols)[0]

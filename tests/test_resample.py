@@ -52,13 +52,18 @@ BOXES = [
 ]
 
 
-@pytest.mark.parametrize("box,out_size", BOXES)
-@pytest.mark.parametrize("flip", [False, True])
-def test_resample_equals_the_pixel_domain_chain(box, out_size, flip):
+def chain_case(box, out_size, flip):
+    """(image, rows, cols, the float64 pixel-domain chain's luma) for one box of the test photo."""
     image = dctload.read_coefficients(encode(photo_like(47, 61), quality=90, subsampling=0))
     top, left, height, width = box
     rows, cols = box_axis(top, height, out_size[0]), box_axis(left, width, out_size[1], flip)
-    reference = pixel_reference(image.dequantize(np.float64)[0], rows, cols)
+    return image, rows, cols, pixel_reference(image.dequantize(np.float64)[0], rows, cols)
+
+
+@pytest.mark.parametrize("box,out_size", BOXES)
+@pytest.mark.parametrize("flip", [False, True])
+def test_resample_equals_the_pixel_domain_chain(box, out_size, flip):
+    image, rows, cols, reference = chain_case(box, out_size, flip)
     ours = resample([image.y], image.qt[:1], rows, cols)[0]
     assert ours.dtype == np.float32 and ours.shape == reference.shape
     assert np.abs(ours - reference).max() < 2e-6 * np.abs(reference).max()  # float32 rounding only
