@@ -57,16 +57,46 @@ def recipes():
     return dctload.Recipe().dct_transform(normalize), dctload.Recipe.val().dct_transform(normalize)
 
 
+def each(step, items):
+    """A contestant: ``step`` on every item, one at a time."""
+    def one_pass():
+        for item in items:
+            step(item)
+    return one_pass
+
+
+def decode_jpeg(recipe):
+    """torchvision's route: decode_jpeg to RGB, then ``recipe`` (transforms.v2)."""
+    import torchvision.io
+
+    return lambda t: recipe(torchvision.io.decode_jpeg(t, mode=torchvision.io.ImageReadMode.RGB))
+
+
+def batch_path(recipe, datas: list[bytes], decode_only: bool = False, crop_aware: bool = True, batch: int = 32):
+    """A contestant: dctload's batch path on one thread: draws on headers, one C call per
+    batch of ``batch``, the recipe's tail."""
+    from dctload import fused
+
+    plan = fused.plan(recipe)
+
+    def one_pass():
+        for start in range(0, len(datas), batch):
+            chunk = datas[start:start + batch]
+            views, _ = fused.draw(chunk, [None] * len(chunk), plan)
+            y, cbcr, _ = fused.read_resampled(chunk, views, num_threads=1, decode_only=decode_only,
+                                              crop_aware=crop_aware)
+            plan.apply_tail(y, cbcr)
+    return one_pass
+
+
 def contestants(files: list[pathlib.Path], datas: list[bytes]) -> dict:
     import torch
-    import torchvision.io
     import torchvision.transforms as v1
     from PIL import Image
 
     import numpy as np
 
     import dctload.transforms as T
-    from dctload import fused
     from dctload.pixels import IMAGENET_MEAN, IMAGENET_STD
     from dctload.transforms import functional as F
 
@@ -79,27 +109,11 @@ def contestants(files: list[pathlib.Path], datas: list[bytes]) -> dict:
     # torchvision's ImageNet recipe on decode_jpeg's tensors: the one nets.train gives resnet50
     v2_train, v2_val = dctload.Recipe().rgb_transform(), dctload.Recipe.val().rgb_transform()
 
-    def each(step, items):
-        def one_pass():
-            for item in items:
-                step(item)
-        return one_pass
-
     def dct(recipe):
         return lambda d: recipe(dctload.read_coefficients(d, fallback="pixels"))
 
-    def batches(recipe, decode_only=False, crop_aware=True, batch=32):
-        """The batch path on one thread: draws on headers, one C call per batch, the tail."""
-        plan = fused.plan(recipe)
-
-        def one_pass():
-            for start in range(0, len(datas), batch):
-                chunk = datas[start:start + batch]
-                views, _ = fused.draw(chunk, [None] * len(chunk), plan)
-                y, cbcr, _ = fused.read_resampled(chunk, views, num_threads=1, decode_only=decode_only,
-                                                  crop_aware=crop_aware)
-                plan.apply_tail(y, cbcr)
-        return one_pass
+    def batches(recipe, **options):
+        return batch_path(recipe, datas, **options)
 
     # Resampling alone: the C path on coefficients already read, the train recipe's draws.
     images = [dctload.read_coefficients(d, fallback="pixels") for d in datas]
@@ -131,9 +145,6 @@ def contestants(files: list[pathlib.Path], datas: list[bytes]) -> dict:
     def pil(recipe):
         return lambda d: recipe(Image.open(io.BytesIO(d)).convert("RGB"))
 
-    def tv(recipe):
-        return lambda t: recipe(torchvision.io.decode_jpeg(t, mode=torchvision.io.ImageReadMode.RGB))
-
     samples = [(str(f), 0) for f in files]
 
     def loader(workers):
@@ -156,11 +167,11 @@ def contestants(files: list[pathlib.Path], datas: list[bytes]) -> dict:
         "floor: entropy decoding (whole files)": batches(train, decode_only=True, crop_aware=False),
         "resampling alone (train, to_tensor)": resample_only,
         "resampling alone (train, C kernel)": kernel_only,
-        "train: decode_jpeg + v2": each(tv(v2_train), tensors),
+        "train: decode_jpeg + v2": each(decode_jpeg(v2_train), tensors),
         "train: Pillow + transforms": each(pil(pil_train), datas),
         "val: dctload": each(dct(val), datas),
         "val: dctload batch": batches(val),
-        "val: decode_jpeg + v2": each(tv(v2_val), tensors),
+        "val: decode_jpeg + v2": each(decode_jpeg(v2_val), tensors),
         "val: Pillow + transforms": each(pil(pil_val), datas),
         "train: DataLoader, 1 worker": loader(1),
         "train: DataLoader, 2 workers": loader(2),

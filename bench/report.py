@@ -4,7 +4,9 @@ Runs the benchmarks of ``bench/`` side by side on one data set (the built-in def
 a folder), each in its own process: the reader, the per-core pipelines, the DataLoader
 and GPU loaders with worker scaling, model forward passes, and end-to-end training steps
 (``late_concat_rfa_thinner`` on DCT against ``resnet50`` on RGB, each with its best
-loader) on the CPU and, where CUDA is present, on the GPU. Prints one table of images/s
+loader) on the CPU and, where CUDA is present, on the GPU, and prepared data sets
+(``dctload prepare`` against Pillow, and loading files prepared the way FFCV's recipe
+does, at 512 and 256 px maximum side). Prints one table of images/s
 per stage with ratios, and writes ``report.json`` (the machine and every figure),
 ``stages.png`` and ``workers.png`` to ``dctload-bench/report[-quick]/`` in the current
 directory (``--out``; never the source tree unless asked), each section's own JSON under
@@ -38,6 +40,11 @@ STAGES = (
     ("GPU loader (DALI)", "loaders-gpu", "dali (dct)", "dali (rgb)"),
     ("training step, CPU", "training-cpu", "late_concat_rfa_thinner", "resnet50"),
     ("training step, GPU", "training-cuda", "late_concat_rfa_thinner", "resnet50"),
+    ("prepare a data set, 1 core", "prepare", "dctload prepare", "Pillow: decode, resize, encode"),
+    ("train recipe on files prepared to 512, 1 core", "prepare", "train DCT: dctload --max-side 512",
+     "train RGB: Pillow --max-side 512"),
+    ("train recipe on files prepared to 256, 1 core", "prepare", "train DCT: dctload --max-side 256",
+     "train RGB: Pillow --max-side 256"),
 )
 
 
@@ -140,7 +147,7 @@ def main(argv=None) -> int:
     parser.add_argument("folder", nargs="?", help="folder of JPEGs (default: the built-in default data set)")
     parser.add_argument("--quick", action="store_true", help="a run of a few minutes: fewer files, rounds and steps")
     parser.add_argument("--skip", default="", help="comma-separated sections to leave out: "
-                        "reader,pipeline,loaders,models,training")
+                        "reader,pipeline,loaders,models,training,prepare")
     parser.add_argument("--reuse", action="store_true", help="report skipped sections from their last results "
                         "(a run split over several calls)")
     parser.add_argument("--out", default=None, help="report folder (default: dctload-bench/report[-quick] in the "
@@ -155,7 +162,8 @@ def main(argv=None) -> int:
     tag = "-quick" if args.quick else ""
     out = pathlib.Path(args.out) if args.out else common.RESULTS / f"report{tag}"
     # each section's JSON goes to <out>/sections/<section>.json
-    names = {section: str((out / "sections" / section).resolve()) for section in ("reader", "pipeline", "loaders")}
+    names = {section: str((out / "sections" / section).resolve())
+             for section in ("reader", "pipeline", "loaders", "prepare")}
     devices = ("cpu", "cuda") if cuda else ("cpu",)
     for device in devices:
         for section in ("models", "training"):
@@ -174,6 +182,8 @@ def main(argv=None) -> int:
             run("models.py", "--device", device, *quick, "--out", names[f"models-{device}"])
         if "training" not in skip:
             run("training.py", *data, "--device", device, *quick, "--out", names[f"training-{device}"])
+    if "prepare" not in skip:
+        run("prepare.py", *data, *quick, "--out", names["prepare"])
     if not args.reuse:
         names = {k: v for k, v in names.items() if k.split("-")[0] not in skip}
 

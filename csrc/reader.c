@@ -1314,11 +1314,15 @@ static void grow_term(j_compress_ptr cinfo) {
     d->size = d->capacity - d->pub.free_in_buffer;
 }
 
+#define MAX_MARKERS 64
+
 typedef struct {
     int n, width, height, h[3], v[3], w_blocks[3], h_blocks[3], slot[3];
     const int16_t *planes[3];
     const uint16_t *tables[3];
     int progressive, optimize;
+    int n_markers, marker_codes[MAX_MARKERS];
+    Py_buffer markers[MAX_MARKERS];
     grow_dest_t dest;
 } write_t;
 
@@ -1375,6 +1379,8 @@ static int run_write(write_t *w, job_t *job) {
                                                       (JDIMENSION)round_up(w->h_blocks[c], w->v[c]),
                                                       (JDIMENSION)w->v[c]);
     jpeg_write_coefficients(&cinfo, arrays);
+    for (k = 0; k < w->n_markers; k++)
+        jpeg_write_marker(&cinfo, w->marker_codes[k], w->markers[k].buf, (unsigned int)w->markers[k].len);
     for (c = 0; c < w->n; c++)
         for (r = 0; r < w->h_blocks[c]; r++)
             memcpy((*cinfo.mem->access_virt_barray)((j_common_ptr)&cinfo, arrays[c], (JDIMENSION)r, 1, TRUE)[0],
@@ -1386,26 +1392,52 @@ static int run_write(write_t *w, job_t *job) {
 }
 
 PyDoc_STRVAR(write_coefficients_doc,
-"write_coefficients(planes, tables, width, height, sampling, progressive=False, optimize=True) -> bytes\n\n"
+"write_coefficients(planes, tables, width, height, sampling, progressive=False, optimize=True, markers=())\n"
+"-> bytes\n\n"
 "A JPEG of quantized DCT coefficients, written by libjpeg's jpeg_write_coefficients: planes,\n"
 "1 (grayscale) or 3 (YCbCr) C-contiguous int16 (h_blocks, w_blocks, 64) arrays covering the\n"
 "image's blocks, natural order; tables, uint16 (n, 64) steps 1..32767, natural order;\n"
 "sampling, the (h, v) factors 1..4 of each component, dividing the largest. Baseline\n"
 "(progressive=False) or libjpeg's simple progression; optimize: Huffman tables optimized for\n"
 "the image, else the standard ones (progressive files are always optimized). Coefficients\n"
-"outside 8-bit JPEG's range raise ValueError. The GIL is released while libjpeg works.");
+"outside 8-bit JPEG's range raise ValueError. markers: (code, payload) pairs written after the\n"
+"header (APPn 0xE0-0xEF or COM 0xFE, payloads of at most 65533 bytes). The GIL is released\n"
+"while libjpeg works.");
 
 static PyObject *py_write_coefficients(PyObject *self, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"planes", "tables", "width", "height", "sampling", "progressive", "optimize", NULL};
-    PyObject *planes_obj, *tables_obj, *sampling_obj, *planes = NULL, *sampling = NULL, *result = NULL;
+    static char *kwlist[] = {"planes", "tables", "width", "height", "sampling", "progressive", "optimize", "markers",
+                             NULL};
+    PyObject *planes_obj, *tables_obj, *sampling_obj, *markers_obj = NULL, *planes = NULL, *sampling = NULL,
+             *markers = NULL, *result = NULL;
     Py_buffer views[3] = {{0}}, tables = {0};
     write_t w = {0};
     job_t *job = NULL;
     int c, k, h_max = 1, v_max = 1, status;
     w.optimize = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOiiO|pp", kwlist, &planes_obj, &tables_obj, &w.width, &w.height,
-                                     &sampling_obj, &w.progressive, &w.optimize))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOiiO|ppO", kwlist, &planes_obj, &tables_obj, &w.width, &w.height,
+                                     &sampling_obj, &w.progressive, &w.optimize, &markers_obj))
         return NULL;
+    if (markers_obj) {
+        if (!(markers = PySequence_Fast(markers_obj, "markers must be a sequence of (code, bytes) pairs")))
+            return NULL;
+        if (PySequence_Fast_GET_SIZE(markers) > MAX_MARKERS) {
+            PyErr_Format(PyExc_ValueError, "at most %d markers", MAX_MARKERS);
+            goto done;
+        }
+        for (k = 0; k < PySequence_Fast_GET_SIZE(markers); k++) {
+            int code;
+            if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(markers, k), "iy*;a marker is (code, bytes)", &code,
+                                  &w.markers[k]))
+                goto done;
+            w.n_markers = k + 1;
+            if (!((code >= 0xE0 && code <= 0xEF) || code == 0xFE) || w.markers[k].len > 65533) {
+                PyErr_Format(PyExc_ValueError, "marker %d: an APPn (0xE0-0xEF) or COM (0xFE) marker of at most 65533 "
+                             "bytes, not code 0x%X of %zd bytes", k, code, w.markers[k].len);
+                goto done;
+            }
+            w.marker_codes[k] = code;
+        }
+    }
     planes = PySequence_Fast(planes_obj, "planes must be a sequence of arrays");
     sampling = planes ? PySequence_Fast(sampling_obj, "sampling must be a sequence of (h, v) pairs") : NULL;
     if (!planes || !sampling)
@@ -1482,7 +1514,12 @@ static PyObject *py_write_coefficients(PyObject *self, PyObject *args, PyObject 
         { /* what baseline 8-bit JPEG codes: DC -1024..1023 (differences of 11 bits), AC of 10 bits */
             const int16_t *q = w.planes[c];
             Py_ssize_t i, count = (Py_ssize_t)w.h_blocks[c] * w.w_blocks[c] * 64;
-            for (i = 0; i < count; i++)
+            int16_t low = 0, high = 0;
+            for (i = 0; i < count; i++) { /* a branch-free pass first (vectorized): most planes are in range */
+                low = q[i] < low ? q[i] : low;
+                high = q[i] > high ? q[i] : high;
+            }
+            for (i = 0; (low < -1023 || high > 1023) && i < count; i++)
                 if (q[i] < -1024 || q[i] > 1023 || (i % 64 && q[i] == -1024)) {
                     PyErr_Format(PyExc_ValueError, "component %d: coefficient %d of block %zd is %d, outside what "
                                  "8-bit JPEG codes (DC -1024..1023, AC -1023..1023)", c, (int)(i % 64), i / 64, q[i]);
@@ -1509,6 +1546,9 @@ done:
             PyBuffer_Release(&views[c]);
     if (tables.obj)
         PyBuffer_Release(&tables);
+    for (k = 0; k < w.n_markers; k++)
+        PyBuffer_Release(&w.markers[k]);
+    Py_XDECREF(markers);
     Py_XDECREF(planes);
     Py_XDECREF(sampling);
     return result;
@@ -1517,27 +1557,33 @@ done:
 /* ---- Exact resampling of one plane (csrc/resample.c) -------------------- */
 
 static int parse_axis(PyObject *tuple, dl_axis *axis) {
-    return PyArg_ParseTuple(tuple, "ddddip;an axis is (start, scale, lo, hi, size, flip)",
-                            &axis->start, &axis->scale, &axis->lo, &axis->hi, &axis->size, &axis->flip);
+    axis->valid = 0;
+    axis->support = 0.0;
+    return PyArg_ParseTuple(tuple, "ddddip|id;an axis is (start, scale, lo, hi, size, flip[, valid, support])",
+                            &axis->start, &axis->scale, &axis->lo, &axis->hi, &axis->size, &axis->flip,
+                            &axis->valid, &axis->support);
 }
 
 PyDoc_STRVAR(resample_doc,
-"resample(coefs, table, rows, cols, out)\n\n"
+"resample(coefs, table, rows, cols, out, quantize=None)\n\n"
 "Exact crop + antialiased bilinear resize + flip of one plane: coefs (h_blocks, w_blocks, 64)\n"
-"int16 (rows may be strided), table 64 uint16, rows/cols (start, scale, lo, hi, size, flip),\n"
+"int16 (rows may be strided), table 64 uint16, rows/cols (start, scale, lo, hi, size, flip[, valid, support]),\n"
 "out a writable float32 (64, rows.size / 8, cols.size / 8) array (any strides in the\n"
-"first two axes). Raises ValueError for a box or size it cannot take.");
+"first two axes). With quantize (64 uint16 steps), out is instead a C-contiguous int16\n"
+"(rows.size / 8, cols.size / 8, 64) array of the result quantized to those steps\n"
+"(dctload.coefficients.quantize). Raises ValueError for a box or size it cannot take.");
 
 static PyObject *py_resample(PyObject *self, PyObject *args) {
-    PyObject *coefs_obj, *table_obj, *rows_obj, *cols_obj, *out_obj;
-    Py_buffer coefs = {0}, table = {0}, out = {0};
+    PyObject *coefs_obj, *table_obj, *rows_obj, *cols_obj, *out_obj, *steps_obj = Py_None;
+    Py_buffer coefs = {0}, table = {0}, out = {0}, steps = {0};
+    float *scratch = NULL;
     dl_axis rows, cols;
     dl_workspace ws = {0};
     const int16_t **block_rows = NULL;
     Py_ssize_t r;
     char message[256];
     int status = -1;
-    if (!PyArg_ParseTuple(args, "OOOOO", &coefs_obj, &table_obj, &rows_obj, &cols_obj, &out_obj) ||
+    if (!PyArg_ParseTuple(args, "OOOOO|O", &coefs_obj, &table_obj, &rows_obj, &cols_obj, &out_obj, &steps_obj) ||
         !parse_axis(rows_obj, &rows) || !parse_axis(cols_obj, &cols))
         return NULL;
     if (PyObject_GetBuffer(coefs_obj, &coefs, PyBUF_STRIDED_RO | PyBUF_FORMAT) < 0)
@@ -1555,7 +1601,33 @@ static PyObject *py_resample(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "table must be 64 uint16 values");
         goto done;
     }
-    if (out.ndim != 3 || out.itemsize != 4 || strcmp(out.format, "f") || out.strides[2] != 4 ||
+    if (steps_obj != Py_None) {
+        if (PyObject_GetBuffer(steps_obj, &steps, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+            goto done;
+        if (steps.len != 128 || steps.itemsize != 2 || strcmp(steps.format, "H")) {
+            PyErr_SetString(PyExc_ValueError, "quantize must be 64 uint16 steps");
+            goto done;
+        }
+        for (r = 0; r < 64; r++)
+            if (((const uint16_t *)steps.buf)[r] == 0) {
+                PyErr_SetString(PyExc_ValueError, "quantize: a step of 0");
+                goto done;
+            }
+        if (out.ndim != 3 || strcmp(out.format, "h") || !PyBuffer_IsContiguous(&out, 'C') ||
+            out.shape[0] != rows.size / 8 || out.shape[1] != cols.size / 8 || out.shape[2] != 64) {
+            PyErr_Format(PyExc_ValueError, "out must be C-contiguous int16 (%d, %d, 64) when quantizing",
+                         rows.size / 8, cols.size / 8);
+            goto done;
+        }
+        if (rows.size <= 0 || cols.size <= 0 || rows.size > (1 << 20) || cols.size > (1 << 20) ||
+            !(scratch = malloc(sizeof(float) * (size_t)rows.size * (size_t)cols.size))) {
+            if (rows.size > 0 && cols.size > 0 && rows.size <= (1 << 20) && cols.size <= (1 << 20))
+                PyErr_NoMemory();
+            else
+                PyErr_Format(PyExc_ValueError, "output size %dx%d is not usable", rows.size, cols.size);
+            goto done;
+        }
+    } else if (out.ndim != 3 || out.itemsize != 4 || strcmp(out.format, "f") || out.strides[2] != 4 ||
         out.strides[0] % 4 || out.strides[1] % 4 || out.shape[0] != 64 ||
         out.shape[1] != rows.size / 8 || out.shape[2] != cols.size / 8) {
         PyErr_Format(PyExc_ValueError, "out must be float32 (64, %d, %d) with contiguous rows",
@@ -1570,14 +1642,25 @@ static PyObject *py_resample(PyObject *self, PyObject *args) {
     for (r = 0; r < coefs.shape[0]; r++)
         block_rows[r] = (const int16_t *)((const char *)coefs.buf + r * coefs.strides[0]);
     Py_BEGIN_ALLOW_THREADS
-    status = dl_resample_plane(block_rows, (int)coefs.shape[0], (int)coefs.shape[1], table.buf, &rows, &cols,
-                               out.buf, out.strides[0] / 4, out.strides[1] / 4, &ws, message, sizeof(message));
+    if (scratch) {
+        int out_rows = rows.size / 8, out_cols = cols.size / 8;
+        status = dl_resample_plane(block_rows, (int)coefs.shape[0], (int)coefs.shape[1], table.buf, &rows, &cols,
+                                   scratch, (ptrdiff_t)out_rows * out_cols, out_cols, &ws, message, sizeof(message));
+        if (status == 0)
+            dl_quantize_plane(scratch, (ptrdiff_t)out_rows * out_cols, out_cols, out_rows, out_cols, steps.buf,
+                              out.buf);
+    } else
+        status = dl_resample_plane(block_rows, (int)coefs.shape[0], (int)coefs.shape[1], table.buf, &rows, &cols,
+                                   out.buf, out.strides[0] / 4, out.strides[1] / 4, &ws, message, sizeof(message));
     Py_END_ALLOW_THREADS
     dl_workspace_free(&ws);
     PyMem_Free(block_rows);
     if (status < 0)
         PyErr_SetString(PyExc_ValueError, message);
 done:
+    free(scratch);
+    if (steps.obj)
+        PyBuffer_Release(&steps);
     PyBuffer_Release(&coefs);
     if (table.obj)
         PyBuffer_Release(&table);

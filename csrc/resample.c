@@ -100,11 +100,20 @@ typedef struct {
     int stride, taps;
 } taps_t;
 
-static double support_of(const dl_axis *a) { return a->scale > 1.0 ? a->scale : 1.0; }
+static double support_of(const dl_axis *a) { return a->support > 0 ? a->support : a->scale > 1.0 ? a->scale : 1.0; }
 
 static int same_axis(const dl_axis *a, const dl_axis *b) {
     return a->start == b->start && a->scale == b->scale && a->lo == b->lo && a->hi == b->hi &&
-           a->size == b->size && a->flip == b->flip;
+           a->size == b->size && a->flip == b->flip && a->valid == b->valid && a->support == b->support;
+}
+
+/* The outputs that are the image's (the rest repeat the last of them). */
+static int valid_of(const dl_axis *a) { return a->valid > 0 && a->valid < a->size ? a->valid : a->size; }
+
+/* dctload.coefficients.AxisMap.sources: the index whose centre output i takes. */
+DL_INLINE int source_of(const dl_axis *a, int i) {
+    int valid = valid_of(a), index = i < valid ? i : valid - 1;
+    return a->flip ? valid - 1 - index : index;
 }
 
 /* Whether an axis can be computed at all: finite, a box starting at or after sample 0, and
@@ -114,7 +123,12 @@ static int usable_axis(const dl_axis *a, char *message, size_t size) {
         snprintf(message, size, "output size %d is not whole 8x8 blocks (or over 2^20)", a->size);
         return -1;
     }
+    if (a->valid < 0 || a->valid > a->size) {
+        snprintf(message, size, "valid outputs %d outside 0..%d", a->valid, a->size);
+        return -1;
+    }
     if (!(isfinite(a->start) && isfinite(a->scale) && isfinite(a->lo) && isfinite(a->hi) && a->scale > 0 &&
+          a->support >= 0 && a->support < (1 << 16) && (a->support == 0 || a->support >= 0.5) &&
           a->lo >= 0 && a->lo < a->hi && a->hi < (1 << 24) && fabs(a->start) < (1 << 24) &&
           a->scale * a->size < (1 << 24))) {
         snprintf(message, size, "unusable axis (start %g, scale %g, box [%g, %g))", a->start, a->scale, a->lo, a->hi);
@@ -147,7 +161,7 @@ int dl_axis_blocks(const dl_axis *a, int *first, int *end, char *message, size_t
     if (usable_axis(a, message, size) < 0)
         return -1;
     support_range(a, a->start + a->scale * 0.5, &lo, &unused);
-    support_range(a, a->start + a->scale * (a->size - 0.5), &unused, &hi);
+    support_range(a, a->start + a->scale * (valid_of(a) - 0.5), &unused, &hi);
     if (hi < lo) {
         snprintf(message, size, "box [%g, %g) holds no sample", a->lo, a->hi);
         return -1;
@@ -157,7 +171,7 @@ int dl_axis_blocks(const dl_axis *a, int *first, int *end, char *message, size_t
     return 0;
 }
 
-/* dctload.coefficients.resize_taps, flip folded in (output i takes centre size-1-i), over
+/* dctload.coefficients.resize_taps, flip and padding folded in (source_of), over
  * a region of samples [region, region + length). `last` is scratch for size ints. */
 DL_INLINE int build_taps(const dl_axis *a, taps_t *t, int region, int length, int *last, char *message,
                          size_t size) {
@@ -165,7 +179,7 @@ DL_INLINE int build_taps(const dl_axis *a, taps_t *t, int region, int length, in
     int i, k;
     t->taps = 1;
     for (i = 0; i < a->size; i++) {
-        int source = a->flip ? a->size - 1 - i : i;
+        int source = source_of(a, i);
         support_range(a, a->start + a->scale * (source + 0.5), &t->first[i], &last[i]);
         if (last[i] - t->first[i] + 1 > t->taps)
             t->taps = last[i] - t->first[i] + 1;
@@ -175,7 +189,7 @@ DL_INLINE int build_taps(const dl_axis *a, taps_t *t, int region, int length, in
         return -1;
     }
     for (i = 0; i < a->size; i++) {
-        int source = a->flip ? a->size - 1 - i : i, p_min = t->first[i], p_max = last[i];
+        int source = source_of(a, i), p_min = t->first[i], p_max = last[i];
         int first = p_min + t->taps > region + length ? region + length - t->taps : p_min;
         double centre = a->start + a->scale * (source + 0.5), sum = 0.0;
         float *weight = t->weight + (size_t)i * t->stride;
@@ -428,4 +442,24 @@ int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_bloc
         }
     }
     return 0;
+}
+
+DL_MULTIVERSION
+void dl_quantize_plane(const float *in, ptrdiff_t channel_stride, ptrdiff_t row_stride, int rows, int cols,
+                       const uint16_t *table, int16_t *out) {
+    int o, p, k;
+    /* Channel by channel: the reads run along rows (vectorizable), the writes stay in cache. */
+    for (k = 0; k < 64; k++) {
+        const float step = (float)table[k];
+        for (o = 0; o < rows; o++) {
+            const float *x = in + k * channel_stride + (ptrdiff_t)o * row_stride;
+            int16_t *q = out + (size_t)o * cols * 64 + k;
+            for (p = 0; p < cols; p++) {
+                /* floor(|x| / step + 0.5) as a truncation: the same float32 value, >= 0 */
+                float level = fabsf(x[p]) / step + 0.5f;
+                int magnitude = level < 32767.0f ? (int)level : 32767;
+                q[(size_t)p * 64] = (int16_t)(x[p] < 0 ? -magnitude : magnitude);
+            }
+        }
+    }
 }

@@ -11,10 +11,13 @@
 
 /* One axis of dctload.coefficients.AxisMap, in the component's own samples: output
  * sample i (of size) is centred on start + scale * (i + 0.5) and filtered from the
- * samples in [lo, hi); flip reverses the output order. */
+ * samples in [lo, hi); flip reverses the output order. valid (0: size) outputs are the
+ * image's, the rest repeat output valid - 1 (edge padding to whole blocks). support (0:
+ * max(scale, 1)) is the triangle's half-width in source samples. */
 typedef struct {
     double start, scale, lo, hi;
-    int size, flip;
+    int size, flip, valid;
+    double support;
 } dl_axis;
 
 /* Scratch memory, grown as needed and reused across calls (one per thread). It also
@@ -43,5 +46,13 @@ int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_bloc
                       const uint16_t *table, const dl_axis *rows, const dl_axis *cols,
                       float *out, ptrdiff_t channel_stride, ptrdiff_t row_stride_out,
                       dl_workspace *ws, char *message, size_t message_size);
+
+/* Quantizes a resampled plane (dl_resample_plane's layout: coefficient k of block (o, p)
+ * at in[k * channel_stride + o * row_stride + p]) to table's steps into the reader's block
+ * layout, out[(o * cols + p) * 64 + k], as dctload.coefficients.quantize does: the same
+ * float32 operations (|x| / step + 0.5, floored, signed), halves away from zero; values
+ * beyond int16 saturate (the writer refuses them: 8-bit JPEG's range is narrower). */
+void dl_quantize_plane(const float *in, ptrdiff_t channel_stride, ptrdiff_t row_stride, int rows, int cols,
+                       const uint16_t *table, int16_t *out);
 
 #endif

@@ -34,7 +34,7 @@ __all__ = [
 # The dataset, the loaders and batching need torch; the reader does not: they load on first use.
 _LAZY = {"DCTImageFolder": "folder", "DCTFiles": "folder", "collate": "batch", "Recipe": "recipe",
          "loader": "loaders", "BACKENDS": "loaders"}
-_SUBMODULES = {"batch", "coefficients", "folder", "fused", "loaders", "packets", "packet_resampling", "pixels",
+_SUBMODULES = {"batch", "coefficients", "folder", "fused", "loaders", "packets", "packet_resampling", "pixels", "prepare",
                "recipe", "stats", "synthetic", "transforms"}
 
 

@@ -15,6 +15,7 @@ from importlib import import_module, metadata
 BUILT_IN = {
     "stats": ("dctload.stats", "per-frequency normalization statistics of a folder"),
     "make-shapes": ("dctload.synthetic", "a labelled JPEG folder of procedural shapes (a quick training set)"),
+    "prepare": ("dctload.prepare", "a JPEG folder resized and requantized on coefficients, for fast loading"),
 }
 
 

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dctload import batch, coefficients, pixels
+from dctload import batch, coefficients, pixels, writer
 from dctload.pixels import IMAGENET_MEAN, IMAGENET_STD
 
 PROXIES = ("soft", "noise", "ste", "cubic")
@@ -185,6 +185,11 @@ class DCTRequantize(nn.Module):
     def steps(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The current (luma, chroma) steps of each round, natural order."""
         return [(r["luma"].steps.detach(), r["chroma"].steps.detach()) for r in self.rounds]
+
+    def save_tables(self, path, round: int = 0) -> None:
+        """Saves one round's steps, rounded to integers, for ``dctload prepare --tables``
+        and :func:`dctload.writer.load_tables`: a dataset quantized with the learned table."""
+        writer.save_tables(path, *self.steps()[round])
 
     def forward(self, y: torch.Tensor, cbcr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         for name, z, frequencies in (("y", y, self.luma_frequencies), ("cbcr", cbcr, self.chroma_frequencies)):

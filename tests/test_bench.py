@@ -69,7 +69,8 @@ def test_quick_run_on_a_small_folder_writes_the_whole_report(small_folder, tmp_p
     assert machine["cpu"] and machine["cores_available"] >= 1 and "torch" in machine["versions"]
     stages = {r["stage"]: r for r in report["stages"]}
     expected = {"decode, 1 thread", "train recipe, 1 core", "val recipe, 1 core", "val recipe vs Pillow, 1 core",
-                "forward, CPU", "training step, CPU"}
+                "forward, CPU", "training step, CPU", "prepare a data set, 1 core",
+                "train recipe on files prepared to 512, 1 core", "train recipe on files prepared to 256, 1 core"}
     assert expected <= set(stages) and any(s.startswith("train loader, ") for s in stages)
     for row in report["stages"]:
         assert row["dct_images_per_s"] > 0 and row["rgb_images_per_s"] > 0 and row["ratio"] > 0
@@ -86,7 +87,7 @@ def test_quick_run_on_a_small_folder_writes_the_whole_report(small_folder, tmp_p
     target = next(t for t in report["targets"] if "on DCT >= 1.5x resnet50 on RGB (cpu" in t["target"])
     assert target["measured"] == pytest.approx(stages["training step, CPU"]["ratio"])
     assert sorted(p.name for p in (out / "sections").iterdir()) == [
-        "loaders.json", "models-cpu.json", "pipeline.json", "reader.json", "training-cpu.json"]
+        "loaders.json", "models-cpu.json", "pipeline.json", "prepare.json", "reader.json", "training-cpu.json"]
     assert (out / "stages.png").read_bytes().startswith(PNG)
     assert (out / "workers.png").read_bytes().startswith(PNG)
     assert "training step, CPU" in done.stdout and "targets:" in done.stdout
@@ -115,7 +116,7 @@ def test_an_installed_copy_benchmarks_from_any_directory_and_leaves_the_source_a
                            cwd=work, env=env, capture_output=True, text=True, check=True).stdout
     assert all(path.startswith(str(site)) for path in where.split()), where
     done = subprocess.run([str(site / "bin" / "dctload"), "bench", str(small_folder), "--quick",
-                           "--skip", "loaders,models,training"], cwd=work, env=env, capture_output=True, text=True,
+                           "--skip", "loaders,models,training,prepare"], cwd=work, env=env, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((work / "dctload-bench" / "report-quick" / "report.json").read_text())
