@@ -6,7 +6,8 @@ Each input goes through ``read_header`` and ``read_coefficients`` (with and with
 ``strict`` and the pixel fallback), and through the batch path (``dctload.fused``: the
 train and validation recipes' draws on its header, crop-aware decoding and the C
 resampling, with random boxes and flips; and ``read_packed``, the GPU path's packets); a
-clean read is written back (``write_coefficients``) and must read back the same.
+clean read is written back (``write_coefficients``) and must read back the same, and
+prepared (``dctload prepare``'s resize to any size and requantization) to a file that reads back.
 A ``JPEGError`` (or ``OSError``) is the expected
 answer to bad bytes; anything else, a crash, an input slower than ``-timeout`` seconds or
 memory past ``-rss_limit_mb`` fails the run and leaves a ``crash-*``/``timeout-*``/``oom-*``
@@ -24,12 +25,13 @@ with atheris.instrument_imports():
 
     import dctload
     import dctload.transforms as T
-    from dctload import fused
+    from dctload import fused, prepare
     from dctload.recipe import Recipe
 
 PLANS = [fused.plan(Recipe(train=True, size=32).dct_transform()), fused.plan(Recipe.val(32).dct_transform())]
 PACKET_PLAN = fused.plan(Recipe(train=True, size=32).packet_transform())
 
+PREPARE = prepare.Options(max_side=24, quality=50, subsampling="420")
 MAX_PIXELS = 1 << 24  # refuse images above 16 MP, as a loader would: bombs are refused, not decoded
 
 
@@ -61,6 +63,11 @@ def test_one_input(data: bytes) -> None:
                 continue
             if not all(np.array_equal(a, b) for a, b in zip(image.components, back.components)):
                 raise AssertionError("write_coefficients did not round-trip")
+            if image.width * image.height <= MAX_PIXELS:
+                prepared, _, _ = prepare.prepare_image(data, PREPARE)
+                if max(dctload.read_header(prepared)["width"], dctload.read_header(prepared)["height"]) > 24 \
+                        and max(image.width, image.height) > 24:
+                    raise AssertionError("prepare did not shrink the image")
     torch.manual_seed(len(data))
     for plan in PLANS:
         views, errors = fused.draw([data], [None], plan)
