@@ -13,7 +13,8 @@ process, one thread:
   curve over qualities 80-96, at the same bytes and at the same PSNR;
 - the reader (coefficients, 1 thread) on the files prepared to 256 and to 512 (FFCV's
   maximum side) against the originals;
-- loading prepared the way FFCV's recipe does (512 and 256 maximum side): the training
+- loading prepared the way FFCV's recipe does (512 and 256 maximum side, every file
+  re-encoded at quality 90, ``--small requantize``): the training
   recipe through dctload's batch path on dctload's prepared files, and decode_jpeg +
   transforms.v2 on Pillow's (and on dctload's, the same files), against the originals.
 Writes dctload-bench/prepare-<folder name>.json. Targets (issue 30): preparing at least
@@ -108,7 +109,7 @@ def prepared_sets(datas: list[bytes]) -> dict[str, list[bytes]]:
     and dctload's at short side 256."""
     sets = {"originals": datas, "prepared --short-side 256": [P.prepare_image(d, SHORT)[0] for d in datas]}
     for side in FFCV_SIDES:
-        options = P.Options(max_side=side, quality=90)
+        options = P.Options(max_side=side, quality=90, small="requantize")  # FFCV re-encodes every file
         sets[f"dctload --max-side {side}"] = [P.prepare_image(d, options)[0] for d in datas]
         sets[f"Pillow --max-side {side}"] = [P.prepare_with_pillow(d, options)[0] for d in datas]
     return sets

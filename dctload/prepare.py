@@ -49,8 +49,10 @@ class Options:
     ``short_side``/``max_side``: the size to shrink to (torchvision's ``Resize(n)`` for the
     short side; the long side's counterpart), never enlarging; ``subsampling``: "420",
     "444" or "keep"; ``quality`` (IJG's standard tables) or ``tables`` ((luma, chroma)
-    steps, 64 each, natural order); ``progressive``: libjpeg's simple progression.
-    Huffman tables are always optimized.
+    steps, 64 each, natural order); ``progressive``: libjpeg's simple progression;
+    ``small``: what becomes of a file already small enough: "keep" it (rewritten losslessly
+    when that is smaller) or "requantize" it to the tables and subsampling like the others
+    (FFCV's recipe re-encodes every file). Huffman tables are always optimized.
     """
 
     short_side: int | None = None
@@ -59,6 +61,7 @@ class Options:
     quality: int | None = 90
     tables: tuple[tuple[int, ...], tuple[int, ...]] | None = None
     progressive: bool = False
+    small: str = "keep"
 
     def __post_init__(self):
         if (self.short_side is None) == (self.max_side is None):
@@ -67,6 +70,8 @@ class Options:
             raise ValueError("the side must be at least 8 pixels")
         if self.subsampling not in (*SAMPLINGS, "keep"):
             raise ValueError(f'subsampling must be "420", "444" or "keep", not {self.subsampling!r}')
+        if self.small not in ("keep", "requantize"):
+            raise ValueError(f'small must be "keep" or "requantize", not {self.small!r}')
         if (self.quality is None) == (self.tables is None):
             raise ValueError("give one of quality and tables")
         if self.quality is not None:
@@ -93,8 +98,9 @@ class Options:
 
 @dataclasses.dataclass
 class Result:
-    """One file's outcome: ``action`` is "scaled", "reoptimized" (small enough: rewritten
-    losslessly, smaller), "copied" (small enough, left as it was), "pixels" (no YCbCr
+    """One file's outcome: ``action`` is "scaled", "requantized" (small enough, ``small=
+    "requantize"``), "reoptimized" (small enough: rewritten losslessly, smaller), "copied"
+    (small enough, left as it was), "pixels" (no YCbCr
     coefficients, or unreadable and ``on_error="fallback"``: Pillow decoded, resized and
     encoded it) or "skipped" (``error`` says why; nothing written)."""
 
@@ -128,6 +134,9 @@ def prepare_image(data: bytes, options: Options, name: str | None = None) -> tup
     image = read_coefficients(data, name=name)
     metadata = dict(exif=image.exif, icc_profile=icc_profile(data))
     size = options.target_size(image.height, image.width)
+    action = "scaled"
+    if size is None and options.small == "requantize":
+        size, action = (image.height, image.width), "requantized"  # the identity resize: exact
     if size is None:
         rewritten = write_coefficients(image, progressive=options.progressive, **metadata)
         return (rewritten, "reoptimized", image) if len(rewritten) < len(data) else (bytes(data), "copied", image)
@@ -140,7 +149,7 @@ def prepare_image(data: bytes, options: Options, name: str | None = None) -> tup
     out = DCTImage(*quantized, *([None, None] if gray else []), qt=np.stack(tables), width=size[1],
                    height=size[0], sampling=tuple(sampling), colorspace=image.colorspace,
                    progressive=options.progressive, source=name)
-    return write_coefficients(out, progressive=options.progressive, **metadata), "scaled", image
+    return write_coefficients(out, progressive=options.progressive, **metadata), action, image
 
 
 def prepare_with_pillow(data: bytes, options: Options, name: str | None = None) -> tuple[bytes, tuple, tuple]:
@@ -336,8 +345,8 @@ def summarize(src: pathlib.Path, dst: pathlib.Path, results: list[Result], measu
     """Counts and bytes of every file; read time and PSNR on an even spread of at most
     ``measure`` files prepared on coefficients."""
     written = [r for r in results if r.action != "skipped"]
-    actions = {a: sum(r.action == a for r in results) for a in ("scaled", "reoptimized", "copied", "pixels",
-                                                                    "skipped")}
+    actions = {a: sum(r.action == a for r in results) for a in ("scaled", "requantized", "reoptimized", "copied",
+                                                                    "pixels", "skipped")}
     summary = {
         "actions": actions,
         "bytes_before": sum(r.source_bytes for r in written),
@@ -402,6 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     quant.add_argument("--tables", help="a JSON file of {\"luma\": [64 steps], \"chroma\": [64 steps]} "
                                         "(JPEG-DL's learned tables: nets.jpeg_dl.DCTRequantize.save_tables)")
     parser.add_argument("--progressive", action="store_true", help="libjpeg's simple progression")
+    parser.add_argument("--small", choices=("keep", "requantize"), default="keep",
+                        help="files already small enough: keep them (losslessly smaller if possible), or "
+                             "requantize them like the others, as FFCV's recipe does (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: every usable core)")
     parser.add_argument("--on-error", choices=ON_ERROR, default="raise",
                         help="a file that cannot be read: stop, go through Pillow's pixels, or leave it out (listed)")
@@ -410,7 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tables = load_tables(args.tables) if args.tables else None
     options = Options(short_side=args.short_side, max_side=args.max_side, subsampling=args.subsampling,
-                      quality=None if tables else (args.quality or 90), tables=tables, progressive=args.progressive)
+                      quality=None if tables else (args.quality or 90), tables=tables, progressive=args.progressive,
+                      small=args.small)
     try:
         summary = prepare(args.src, args.dst, options, workers=args.workers, on_error=args.on_error,
                           measure=args.measure)

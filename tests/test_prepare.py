@@ -147,6 +147,20 @@ def test_small_files_are_copied_or_rewritten_losslessly():
     for a, b in zip(before.components, after.components):
         assert np.array_equal(a, b)
     assert np.array_equal(before.qt, after.qt)
+    out, action, _ = P.prepare_image(data, P.Options(short_side=256, quality=50, small="requantize"))
+    assert action == "requantized"
+    image = dctload.read_coefficients(out)
+    assert (image.height, image.width) == (100, 120) and image.sampling == ((2, 2), (1, 1), (1, 1))
+    # The identity resize is exact: whole luma blocks as requantize rounds them, but for
+    # exact halves (q Q / Q' = k + 1/2), which float32 sees a hair either side; the last
+    # block row (100 = 12.5 blocks) holds our padding, not the file's.
+    identity = dctload.requantize(before, 50).y[:12].astype(int)
+    scaled = before.y[:12].astype(int) * before.qt[0].astype(int)
+    step = C.standard_tables(50)[0].astype(int)
+    ties = (2 * scaled) % step == 0
+    ties &= scaled % step != 0
+    differ = image.y[:12] != identity
+    assert np.abs(image.y[:12] - identity).max() <= 1 and not (differ & ~ties).any() and ties.sum() > 0
 
 
 def test_options_are_checked():
@@ -185,7 +199,8 @@ def test_prepare_folder_keeps_the_layout_and_reports(tmp_path):
     options = P.Options(short_side=128, quality=90)
     summary = P.prepare(tmp_path / "src", tmp_path / "dst", options, workers=2, on_error="skip", progress=False)
     assert summary["files"] == 10 and summary["not_jpeg_files_left"] == 1
-    assert summary["actions"] == {"scaled": 7, "reoptimized": 0, "copied": 0, "pixels": 1, "skipped": 2}
+    assert summary["actions"] == {"scaled": 7, "requantized": 0, "reoptimized": 0, "copied": 0, "pixels": 1,
+                                  "skipped": 2}
     assert {r["path"] for r in summary["skipped"]} == {"dog/broken.jpg", "dog/png.jpg"}
     assert [r["path"] for r in summary["through_pixels"]] == ["dog/cmyk.jpg"]
     assert not (tmp_path / "dst" / "dog" / "broken.jpg").exists()
