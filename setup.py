@@ -87,6 +87,8 @@ setup(
         "test": ["pytest>=7", "hypothesis>=6", "pillow>=10.2", "jpeglib>=1.0", "psutil>=5"],
         "train": ["tqdm>=4.60", "matplotlib>=3.6", "tensorboard>=2.12"],
         "dali": ["nvidia-dali-cuda120>=1.30"],
+        "prepare": ["pillow>=10", "tqdm>=4.60", "torch>=2.1"],
+        "codecs": ["constriction>=0.4", "pytorch-msssim>=1.0", "pillow>=10", "matplotlib>=3.6"],
     },
     entry_points={
         "console_scripts": ["dctload = dctload.cli:main"],
@@ -96,6 +98,7 @@ setup(
             "train = nets.train:main",
             "evaluate = nets.evaluate:main",
             "plot = nets.plot:main",
+            "codecs = nets.codecs:main",
         ],
     },
 )
