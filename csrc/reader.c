@@ -1576,7 +1576,6 @@ PyDoc_STRVAR(resample_doc,
 static PyObject *py_resample(PyObject *self, PyObject *args) {
     PyObject *coefs_obj, *table_obj, *rows_obj, *cols_obj, *out_obj, *steps_obj = Py_None;
     Py_buffer coefs = {0}, table = {0}, out = {0}, steps = {0};
-    float *scratch = NULL;
     dl_axis rows, cols;
     dl_workspace ws = {0};
     const int16_t **block_rows = NULL;
@@ -1619,14 +1618,6 @@ static PyObject *py_resample(PyObject *self, PyObject *args) {
                          rows.size / 8, cols.size / 8);
             goto done;
         }
-        if (rows.size <= 0 || cols.size <= 0 || rows.size > (1 << 20) || cols.size > (1 << 20) ||
-            !(scratch = malloc(sizeof(float) * (size_t)rows.size * (size_t)cols.size))) {
-            if (rows.size > 0 && cols.size > 0 && rows.size <= (1 << 20) && cols.size <= (1 << 20))
-                PyErr_NoMemory();
-            else
-                PyErr_Format(PyExc_ValueError, "output size %dx%d is not usable", rows.size, cols.size);
-            goto done;
-        }
     } else if (out.ndim != 3 || out.itemsize != 4 || strcmp(out.format, "f") || out.strides[2] != 4 ||
         out.strides[0] % 4 || out.strides[1] % 4 || out.shape[0] != 64 ||
         out.shape[1] != rows.size / 8 || out.shape[2] != cols.size / 8) {
@@ -1642,14 +1633,10 @@ static PyObject *py_resample(PyObject *self, PyObject *args) {
     for (r = 0; r < coefs.shape[0]; r++)
         block_rows[r] = (const int16_t *)((const char *)coefs.buf + r * coefs.strides[0]);
     Py_BEGIN_ALLOW_THREADS
-    if (scratch) {
-        int out_rows = rows.size / 8, out_cols = cols.size / 8;
-        status = dl_resample_plane(block_rows, (int)coefs.shape[0], (int)coefs.shape[1], table.buf, &rows, &cols,
-                                   scratch, (ptrdiff_t)out_rows * out_cols, out_cols, &ws, message, sizeof(message));
-        if (status == 0)
-            dl_quantize_plane(scratch, (ptrdiff_t)out_rows * out_cols, out_cols, out_rows, out_cols, steps.buf,
-                              out.buf);
-    } else
+    if (steps.obj)
+        status = dl_resample_quantized(block_rows, (int)coefs.shape[0], (int)coefs.shape[1], table.buf, &rows, &cols,
+                                       steps.buf, out.buf, &ws, message, sizeof(message));
+    else
         status = dl_resample_plane(block_rows, (int)coefs.shape[0], (int)coefs.shape[1], table.buf, &rows, &cols,
                                    out.buf, out.strides[0] / 4, out.strides[1] / 4, &ws, message, sizeof(message));
     Py_END_ALLOW_THREADS
@@ -1658,7 +1645,6 @@ static PyObject *py_resample(PyObject *self, PyObject *args) {
     if (status < 0)
         PyErr_SetString(PyExc_ValueError, message);
 done:
-    free(scratch);
     if (steps.obj)
         PyBuffer_Release(&steps);
     PyBuffer_Release(&coefs);

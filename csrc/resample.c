@@ -321,15 +321,30 @@ DL_INLINE void horizontal_taps(const float *G, const taps_t *tc, int size, float
     default: step(taps);                                                                                 \
     }
 
-DL_MULTIVERSION
-int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_blocks,
-                      const uint16_t *table, const dl_axis *rows, const dl_axis *cols,
-                      float *out, ptrdiff_t channel_stride, ptrdiff_t row_stride_out,
-                      dl_workspace *ws, char *message, size_t message_size) {
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+/* quantize8: out[u] = sign(x[u]) floor(|x[u]| / step[u] + 1/2), saturated to int16: the
+ * float32 operations of dctload.coefficients.quantize (the truncation of a value >= 0 is
+ * its floor), 8 lanes at once. */
+DL_INLINE void quantize8(const v8f *x, const v8f *step, int16_t *out) {
+    const v8f limit = (v8f){0} + 32767.0f;
+    v8f magnitude = (v8f)((v8i)*x & 0x7fffffff) / *step + 0.5f;
+    v8i below = magnitude < limit, negative = *x < (v8f){0};
+    v8i level = __builtin_convertvector((v8f)((below & (v8i)magnitude) | (~below & (v8i)limit)), v8i);
+    level = (level ^ negative) - negative;
+    *(v8s_unaligned *)out = __builtin_convertvector(level, v8s);
+}
+
+/* dl_resample_plane, and with steps the quantized blocks (dl_resample_quantized). */
+DL_INLINE int resample_plane(const int16_t *const *block_rows, int h_blocks, int w_blocks,
+                             const uint16_t *table, const dl_axis *rows, const dl_axis *cols,
+                             float *out, ptrdiff_t channel_stride, ptrdiff_t row_stride_out,
+                             const uint16_t *steps, int16_t *quantized,
+                             dl_workspace *ws, char *message, size_t message_size) {
     taps_t tr, tc;
     int r0, r1, c0, c1, width, o, p, i, k, v, u, x;
     int out_rows = rows->size / 8, out_cols = cols->size / 8;
-    v8f qf[8];
+    v8f qf[8], step_rows[8];
     size_t need;
     char *base;
     float *T, *G, *H;
@@ -383,8 +398,10 @@ int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_bloc
     tr.taps = ws->row_taps;
     tc.taps = ws->col_taps;
     for (v = 0; v < 8; v++)
-        for (u = 0; u < 8; u++)
+        for (u = 0; u < 8; u++) {
             qf[v][u] = table ? (float)table[8 * v + u] : 1.0f;
+            step_rows[v][u] = steps ? (float)steps[8 * v + u] : 1.0f;
+        }
 
     /* Vertical inverse DCT of the blocks under the box. */
     for (i = r0; i < r1; i++) {
@@ -425,6 +442,16 @@ int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_bloc
                     in[x] = load8(H + 64 * (p + j) + 8 * x);
                 dct8(in, coef[j]);
             }
+            if (quantized) { /* block by block, in the reader's layout: 8 v + u */
+                for (j = 0; j < blocks; j++) {
+                    v8f by_v[8];
+                    int16_t *q = quantized + ((size_t)o * out_cols + p + j) * 64;
+                    transpose8(coef[j], by_v);
+                    for (v = 0; v < 8; v++)
+                        quantize8(&by_v[v], &step_rows[v], q + 8 * v);
+                }
+                continue;
+            }
             for (u = 0; u < 8; u++) {
                 v8f rows_u[8], by_v[8];
                 for (j = 0; j < 8; j++)
@@ -445,21 +472,19 @@ int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_bloc
 }
 
 DL_MULTIVERSION
-void dl_quantize_plane(const float *in, ptrdiff_t channel_stride, ptrdiff_t row_stride, int rows, int cols,
-                       const uint16_t *table, int16_t *out) {
-    int o, p, k;
-    /* Channel by channel: the reads run along rows (vectorizable), the writes stay in cache. */
-    for (k = 0; k < 64; k++) {
-        const float step = (float)table[k];
-        for (o = 0; o < rows; o++) {
-            const float *x = in + k * channel_stride + (ptrdiff_t)o * row_stride;
-            int16_t *q = out + (size_t)o * cols * 64 + k;
-            for (p = 0; p < cols; p++) {
-                /* floor(|x| / step + 0.5) as a truncation: the same float32 value, >= 0 */
-                float level = fabsf(x[p]) / step + 0.5f;
-                int magnitude = level < 32767.0f ? (int)level : 32767;
-                q[(size_t)p * 64] = (int16_t)(x[p] < 0 ? -magnitude : magnitude);
-            }
-        }
-    }
+int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_blocks,
+                      const uint16_t *table, const dl_axis *rows, const dl_axis *cols,
+                      float *out, ptrdiff_t channel_stride, ptrdiff_t row_stride_out,
+                      dl_workspace *ws, char *message, size_t message_size) {
+    return resample_plane(block_rows, h_blocks, w_blocks, table, rows, cols, out, channel_stride, row_stride_out,
+                          NULL, NULL, ws, message, message_size);
+}
+
+DL_MULTIVERSION
+int dl_resample_quantized(const int16_t *const *block_rows, int h_blocks, int w_blocks,
+                          const uint16_t *table, const dl_axis *rows, const dl_axis *cols,
+                          const uint16_t *steps, int16_t *out, dl_workspace *ws, char *message,
+                          size_t message_size) {
+    return resample_plane(block_rows, h_blocks, w_blocks, table, rows, cols, NULL, 0, 0, steps, out, ws, message,
+                          message_size);
 }

@@ -47,12 +47,13 @@ int dl_resample_plane(const int16_t *const *block_rows, int h_blocks, int w_bloc
                       float *out, ptrdiff_t channel_stride, ptrdiff_t row_stride_out,
                       dl_workspace *ws, char *message, size_t message_size);
 
-/* Quantizes a resampled plane (dl_resample_plane's layout: coefficient k of block (o, p)
- * at in[k * channel_stride + o * row_stride + p]) to table's steps into the reader's block
- * layout, out[(o * cols + p) * 64 + k], as dctload.coefficients.quantize does: the same
- * float32 operations (|x| / step + 0.5, floored, signed), halves away from zero; values
- * beyond int16 saturate (the writer refuses them: 8-bit JPEG's range is narrower). */
-void dl_quantize_plane(const float *in, ptrdiff_t channel_stride, ptrdiff_t row_stride, int rows, int cols,
-                       const uint16_t *table, int16_t *out);
+/* dl_resample_plane quantized to steps (64, natural order) into the reader's block layout:
+ * out[(o * out_cols + p) * 64 + k], int16, as dctload.coefficients.quantize rounds (the
+ * same float32 operations: |x| / step + 0.5 floored, signed; halves away from zero);
+ * values beyond int16 saturate (the writer refuses them: 8-bit JPEG's range is narrower). */
+int dl_resample_quantized(const int16_t *const *block_rows, int h_blocks, int w_blocks,
+                          const uint16_t *table, const dl_axis *rows, const dl_axis *cols,
+                          const uint16_t *steps, int16_t *out, dl_workspace *ws, char *message,
+                          size_t message_size);
 
 #endif

@@ -177,7 +177,12 @@ def prepare_with_pillow(data: bytes, options: Options, name: str | None = None) 
 def prepare_file(source: pathlib.Path, target: pathlib.Path, relative: str, options: Options,
                  on_error: str) -> Result:
     """Prepares one file into ``target`` (written whole, then renamed into place)."""
-    data = source.read_bytes()
+    try:
+        data = source.read_bytes()
+    except OSError as exc:  # unreadable: the reader's policy holds, Pillow cannot help
+        if on_error == "raise":
+            raise JPEGError(f"cannot read it: {exc}", str(source)) from exc
+        return Result(relative, "skipped", 0, error=f"cannot read it: {exc}")
     result = Result(relative, "", len(data))
     try:
         try:

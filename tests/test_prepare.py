@@ -223,6 +223,9 @@ def test_prepare_folder_keeps_the_layout_and_reports(tmp_path):
 
 def test_prepare_raises_naming_the_file(tmp_path):
     make_folder(tmp_path / "src")
+    unreadable = P.prepare_file(tmp_path / "src" / "gone.jpg", tmp_path / "out.jpg", "gone.jpg",
+                                P.Options(short_side=128), "skip")
+    assert unreadable.action == "skipped" and "cannot read it" in unreadable.error
     with pytest.raises(dctload.JPEGError, match="broken.jpg|png.jpg"):
         P.prepare(tmp_path / "src", tmp_path / "dst", P.Options(short_side=128), workers=1, progress=False)
     with pytest.raises(ValueError, match="inside"):
