@@ -142,6 +142,20 @@ def at_rate(curve: list[dict], bpp: float, key: str = "psnr_db") -> float | None
     return float(np.interp(bpp, rates, [p[key] for p in curve]))
 
 
+def against(evaluation: dict, curve: list[dict], name: str) -> dict:
+    """A model's point against a JPEG curve at the same real rate: JPEG's PSNR there and
+    the gain. Below JPEG's lowest rate (quality 1: its tables and Huffman codes alone cost
+    bits) JPEG cannot reach the rate at all; the gain over its lowest point, which spends
+    more bits, is then a lower bound (``"below_jpeg_lowest_rate": true``)."""
+    at = at_rate(curve, evaluation["bpp"])
+    lowest = curve[0]
+    below = at is None and evaluation["bpp"] < lowest["bpp"]
+    reference = lowest["psnr_db"] if below else at
+    return {f"{name}_psnr_at_same_bpp": at,
+            f"gain_over_{name}_db": None if reference is None else evaluation["psnr_db"] - reference,
+            f"{name}_below_lowest_rate": below}
+
+
 def evaluate_balle(model: Balle2017, images: torch.Tensor, device: str) -> dict:
     """Real bytes through the range coder, and the entropy model's estimate of them."""
     model.entropy.update()
@@ -238,24 +252,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         log = train(model, lambda m, x, lmbda=lmbda: rate_distortion_loss(m(x), x, lmbda)["loss"], crops, seconds,
                     args.batch, 1e-4 if args.device != "cpu" else 3e-4, args.device)
         evaluation = evaluate_balle(model, images, args.device)
-        evaluation["jpeg_420_psnr_at_same_bpp"] = at_rate(result["jpeg"]["jpeg_420"], evaluation["bpp"])
-        evaluation["jpeg_444_psnr_at_same_bpp"] = at_rate(result["jpeg"]["jpeg_444"], evaluation["bpp"])
+        for name in ("jpeg_420", "jpeg_444"):
+            evaluation.update(against(evaluation, result["jpeg"][name], name))
         result["balle2017"].append({"lmbda": lmbda, "train": log, "eval": evaluation})
         print(f"Balle 2017, lmbda {lmbda}: {log['steps']} steps in {log['seconds']} s; {evaluation['bpp']:.3f} bpp, "
-              f"{evaluation['psnr_db']:.2f} dB (JPEG 4:2:0 there: {evaluation['jpeg_420_psnr_at_same_bpp']}); "
+              f"{evaluation['psnr_db']:.2f} dB (gain over JPEG 4:2:0 at that rate: {evaluation['gain_over_jpeg_420_db']}); "
               f"coded {evaluation['coded_bits']} bits, estimated {evaluation['estimated_bits']:.0f}", flush=True)
     for q in qualities:
         model = CompressionFramework(q, depth=args.rec_depth)
         log = train(model, lambda m, x: F.mse_loss(m(x), x), crops, seconds, args.batch, 1e-3, args.device)
         evaluation = evaluate_comcnn(model, images, args.device)
         for name in ("jpeg_420", "jpeg_444"):
-            at = at_rate(result["jpeg"][name], evaluation["bpp"])
-            evaluation[f"{name}_psnr_at_same_bpp"] = at
-            evaluation[f"gain_over_{name}_db"] = None if at is None else evaluation["psnr_db"] - at
+            evaluation.update(against(evaluation, result["jpeg"][name], name))
         result["comcnn"].append({"quality": q, "train": log, "eval": evaluation})
         print(f"ComCNN/RecCNN at quality {q}: {log['steps']} steps in {log['seconds']} s; {evaluation['bpp']:.3f} "
               f"bpp, {evaluation['psnr_db']:.2f} dB (gain over JPEG 4:2:0 at that rate: "
-              f"{evaluation['gain_over_jpeg_420_db']}, 4:4:4: {evaluation['gain_over_jpeg_444_db']})", flush=True)
+              f"{evaluation['gain_over_jpeg_420_db']}, 4:4:4: {evaluation['gain_over_jpeg_444_db']}; below JPEG's "
+              f"lowest rate: {evaluation['jpeg_420_below_lowest_rate']})", flush=True)
     (out / "rd.json").write_text(json.dumps(result, indent=1) + "\n")
     plot(result, out / "rd.png")
     print(f"wrote {out / 'rd.json'}, {out / 'rd.png'}")

@@ -134,3 +134,14 @@ def test_the_command_writes_the_rate_distortion_json_and_plot(tmp_path):
     assert balle["eval"]["bpp"] > 0 and balle["train"]["steps"] >= 1 and 0 < balle["eval"]["ms_ssim"] <= 1
     assert com["eval"]["psnr_db"] > 10 and "gain_over_jpeg_420_db" in com["eval"]
     assert (out / "rd.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_comparisons_at_the_same_rate_and_below_jpegs_lowest():
+    curve = [{"bpp": 0.25, "psnr_db": 20.0}, {"bpp": 0.5, "psnr_db": 25.0}]
+    inside = codecs.against({"bpp": 0.3, "psnr_db": 23.0}, curve, "jpeg")
+    assert inside == {"jpeg_psnr_at_same_bpp": pytest.approx(21.0), "gain_over_jpeg_db": pytest.approx(2.0),
+                      "jpeg_below_lowest_rate": False}
+    below = codecs.against({"bpp": 0.2, "psnr_db": 22.0}, curve, "jpeg")
+    assert below["jpeg_below_lowest_rate"] and below["gain_over_jpeg_db"] == pytest.approx(2.0)
+    above = codecs.against({"bpp": 0.9, "psnr_db": 30.0}, curve, "jpeg")
+    assert above["gain_over_jpeg_db"] is None and not above["jpeg_below_lowest_rate"]
