@@ -24,6 +24,7 @@ smaller at the same PSNR); the reader at least 2x faster on the 256 prepared fil
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import sys
 import time
@@ -74,7 +75,7 @@ def preparing(datas: list[bytes], options: P.Options) -> dict:
     }
 
 
-def rate_distortion(datas: list[bytes], side: int = 256) -> dict:
+def rate_distortion(datas: list[bytes]) -> dict:
     """Total bytes and mean PSNR (dB) against the pixel-domain reference, of dctload at
     quality 90 and of Pillow over :data:`PILLOW_QUALITIES`, on the files both resize."""
     scaled = [d for d in datas if SHORT.target_size(*_size(d))]
@@ -86,7 +87,7 @@ def rate_distortion(datas: list[bytes], side: int = 256) -> dict:
                 "psnr_db": float(np.mean([P.psnr_against_reference(d, o) for d, o in zip(scaled, outputs)]))}
 
     ours = point([P.prepare_image(d, SHORT)[0] for d in scaled])
-    curve = {q: point([P.prepare_with_pillow(d, P.Options(short_side=side, quality=q))[0] for d in scaled])
+    curve = {q: point([P.prepare_with_pillow(d, dataclasses.replace(SHORT, quality=q))[0] for d in scaled])
              for q in PILLOW_QUALITIES}
     sizes = [curve[q]["bytes"] for q in PILLOW_QUALITIES]
     psnrs = [curve[q]["psnr_db"] for q in PILLOW_QUALITIES]

@@ -1314,7 +1314,7 @@ static void grow_term(j_compress_ptr cinfo) {
     d->size = d->capacity - d->pub.free_in_buffer;
 }
 
-#define MAX_MARKERS 64
+#define MAX_MARKERS 260 /* an ICC profile's 255 APP2 chunks, EXIF and a few more */
 
 typedef struct {
     int n, width, height, h[3], v[3], w_blocks[3], h_blocks[3], slot[3];

@@ -435,7 +435,6 @@ DL_INLINE int resample_plane(const int16_t *const *block_rows, int h_blocks, int
             if (p + 8 > out_cols && out_cols >= 8)
                 p = out_cols - 8; /* the last group overlaps the one before: whole vectors */
             blocks = out_cols - p < 8 ? out_cols - p : 8;
-            float *dst = out + (ptrdiff_t)o * row_stride_out + p;
             for (j = 0; j < blocks; j++) {
                 v8f in[8];
                 for (x = 0; x < 8; x++)
@@ -452,6 +451,7 @@ DL_INLINE int resample_plane(const int16_t *const *block_rows, int h_blocks, int
                 }
                 continue;
             }
+            float *dst = out + (ptrdiff_t)o * row_stride_out + p;
             for (u = 0; u < 8; u++) {
                 v8f rows_u[8], by_v[8];
                 for (j = 0; j < 8; j++)

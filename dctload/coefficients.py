@@ -405,21 +405,24 @@ def scale_axis(size: int, new_size: int, factor: float, new_factor: tuple[int, i
     image of ``size`` luma samples, resized to ``new_size`` luma samples subsampled by
     ``new_factor`` (max, own sampling factor), padded to whole blocks. Chroma sample j sits
     at luma ``factor * (j + 0.5)`` (JFIF's centred siting), in the source and in the output;
-    a subsampled output is filtered with :data:`CHROMA_SUPPORT`."""
+    a subsampled output is filtered with :data:`CHROMA_SUPPORT` (at least one source sample)."""
     most, own = new_factor
     valid = -(-new_size * own // most)  # libjpeg's component size: ceil(size * own / max)
     blocks = -(-valid // BLOCK)
     ratio = size / new_size
-    support = CHROMA_SUPPORT * max(ratio, 1.0) / factor if most > own else 0.0
+    # never narrower than linear interpolation between the source's own samples (chroma
+    # sampled 4x coarser than luma, 4:1:1, is upsampled here)
+    support = max(CHROMA_SUPPORT * max(ratio, 1.0) / factor, 1.0) if most > own else 0.0
     return AxisMap(0.0, ratio * most / own / factor, BLOCK * blocks, 0.0, size / factor, valid=valid,
                    support=support)
 
 
 def scale_components(planes, tables, sampling, size: tuple[int, int], new_size: tuple[int, int],
                      new_sampling, new_tables=None) -> list[np.ndarray]:
-    """Every component of an image resized at once on coefficients, the transforms' exact
-    antialiased bilinear filter over the whole image (torchvision's ``resize`` of the decoded
-    planes), to a new size and chroma subsampling, each plane padded to whole blocks by edge
+    """Every component of an image resized at once on coefficients, exactly: luma (and
+    chroma kept at luma's resolution) with the transforms' antialiased bilinear filter over
+    the whole image (torchvision's ``resize`` of the decoded planes), subsampled chroma with
+    :func:`scale_axis`'s narrower triangle, to a new size and chroma subsampling, each plane padded to whole blocks by edge
     replication (as an encoder pads): what ``dctload prepare`` writes.
 
     ``planes``: the quantized (hb, wb, 64) int16 components, ``tables`` their steps,

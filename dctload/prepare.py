@@ -50,7 +50,7 @@ class Options:
     short side; the long side's counterpart), never enlarging; ``subsampling``: "420",
     "444" or "keep"; ``quality`` (IJG's standard tables) or ``tables`` ((luma, chroma)
     steps, 64 each, natural order); ``progressive``: libjpeg's simple progression;
-    ``small``: what becomes of a file already small enough: "keep" it (rewritten losslessly
+    (quality 90 when neither is given); ``small``: what becomes of a file already small enough: "keep" it (rewritten losslessly
     when that is smaller) or "requantize" it to the tables and subsampling like the others
     (FFCV's recipe re-encodes every file). Huffman tables are always optimized.
     """
@@ -58,7 +58,7 @@ class Options:
     short_side: int | None = None
     max_side: int | None = None
     subsampling: str = "420"
-    quality: int | None = 90
+    quality: int | None = None
     tables: tuple[tuple[int, ...], tuple[int, ...]] | None = None
     progressive: bool = False
     small: str = "keep"
@@ -72,10 +72,15 @@ class Options:
             raise ValueError(f'subsampling must be "420", "444" or "keep", not {self.subsampling!r}')
         if self.small not in ("keep", "requantize"):
             raise ValueError(f'small must be "keep" or "requantize", not {self.small!r}')
-        if (self.quality is None) == (self.tables is None):
-            raise ValueError("give one of quality and tables")
+        if self.quality is not None and self.tables is not None:
+            raise ValueError("give quality or tables, not both")
+        if self.quality is None and self.tables is None:
+            object.__setattr__(self, "quality", 90)
         if self.quality is not None:
             coefficients.standard_tables(self.quality)  # checks the range
+        if self.tables is not None and (len(self.tables) != 2 or any(
+                len(t) != 64 or min(t) < 1 or max(t) > 32767 for t in self.tables)):
+            raise ValueError("tables: (luma, chroma), 64 steps of 1..32767 each")
 
     def quantization(self) -> tuple[np.ndarray, np.ndarray]:
         """(luma, chroma) steps, uint16."""
@@ -107,6 +112,7 @@ class Result:
     path: str
     action: str
     source_bytes: int
+    source_mtime_ns: int = 0
     bytes: int = 0
     size: tuple[int, int] = (0, 0)
     new_size: tuple[int, int] = (0, 0)
@@ -115,14 +121,25 @@ class Result:
     warnings: tuple[str, ...] = ()
 
 
-def icc_profile(data: bytes) -> bytes | None:
-    """The ICC profile of a JPEG's APP2 markers (Pillow reads only the headers here)."""
+def icc_profile(data: bytes, components: int) -> bytes | None:
+    """The ICC profile of a JPEG's APP2 markers when it describes ``components`` (3: RGB,
+    1: gray) colours, else None (a CMYK profile does not describe the YCbCr output; a
+    damaged one is dropped). Pillow reads only the headers here."""
     from PIL import Image
 
-    if b"ICC_PROFILE\0" not in data[:1 << 20]:  # most files: no need to parse
+    if data.find(b"ICC_PROFILE\0", 0, 1 << 20) < 0:  # most files: no need to parse
         return None
-    with Image.open(io.BytesIO(data)) as im:
-        return im.info.get("icc_profile")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            profile = im.info.get("icc_profile")
+    except Exception:  # noqa: BLE001 - Pillow's errors are many; the profile is dropped, the image is not
+        return None
+    return profile if _profile_matches(profile, components) else None
+
+
+def _profile_matches(profile: bytes | None, components: int) -> bool:
+    """Whether an ICC profile's data colour space (header bytes 16-19) is RGB or gray as given."""
+    return bool(profile) and len(profile) >= 20 and profile[16:20] == (b"RGB " if components == 3 else b"GRAY")
 
 
 def prepare_image(data: bytes, options: Options, name: str | None = None) -> tuple[bytes, str, DCTImage]:
@@ -132,7 +149,7 @@ def prepare_image(data: bytes, options: Options, name: str | None = None) -> tup
     without YCbCr coefficients (RGB, CMYK, YCCK), which :func:`prepare_file` routes through pixels.
     """
     image = read_coefficients(data, name=name)
-    metadata = dict(exif=image.exif, icc_profile=icc_profile(data))
+    metadata = dict(exif=image.exif, icc_profile=icc_profile(data, len(image.components)))
     size = options.target_size(image.height, image.width)
     action = "scaled"
     if size is None and options.small == "requantize":
@@ -168,10 +185,20 @@ def prepare_with_pillow(data: bytes, options: Options, name: str | None = None) 
     luma, chroma = options.quantization()
     subsampling = {"420": 2, "444": 0, "keep": 2}[options.subsampling]
     out = io.BytesIO()
+    icc = icc if _profile_matches(icc, 1 if rgb.mode == "L" else 3) else None
     extra = {k: v for k, v in (("icc_profile", icc), ("exif", exif)) if v}
     rgb.save(out, "JPEG", qtables=[luma.tolist(), chroma.tolist()], subsampling=subsampling, optimize=True,
              progressive=options.progressive, **extra)
     return out.getvalue(), size, new
+
+
+def _through_pixels(data: bytes, options: Options, source: pathlib.Path, cause: BaseException):
+    """:func:`prepare_with_pillow`, its failures (Pillow raises many kinds) as a JPEGError
+    naming both decoders."""
+    try:
+        return prepare_with_pillow(data, options, str(source))
+    except Exception as exc:  # noqa: BLE001
+        raise JPEGError(f"libjpeg: {cause}; Pillow: {exc}", str(source)) from None
 
 
 def prepare_file(source: pathlib.Path, target: pathlib.Path, relative: str, options: Options,
@@ -179,11 +206,13 @@ def prepare_file(source: pathlib.Path, target: pathlib.Path, relative: str, opti
     """Prepares one file into ``target`` (written whole, then renamed into place)."""
     try:
         data = source.read_bytes()
+        mtime = source.stat().st_mtime_ns
     except OSError as exc:  # unreadable: the reader's policy holds, Pillow cannot help
         if on_error == "raise":
             raise JPEGError(f"cannot read it: {exc}", str(source)) from exc
         return Result(relative, "skipped", 0, error=f"cannot read it: {exc}")
-    result = Result(relative, "", len(data))
+    result = Result(relative, "", len(data), mtime)
+    tried_pixels = False
     try:
         try:
             out, result.action, image = prepare_image(data, options, str(source))
@@ -193,7 +222,8 @@ def prepare_file(source: pathlib.Path, target: pathlib.Path, relative: str, opti
         except UnsupportedJPEGError as exc:
             if exc.code != "colorspace":
                 raise
-            out, result.size, result.new_size = prepare_with_pillow(data, options, str(source))
+            tried_pixels = True  # no YCbCr coefficients: Pillow's pixels are the route
+            out, result.size, result.new_size = _through_pixels(data, options, source, exc)
             result.action = "pixels"
     except (JPEGError, ValueError) as exc:
         if on_error == "raise":
@@ -201,14 +231,14 @@ def prepare_file(source: pathlib.Path, target: pathlib.Path, relative: str, opti
                 raise
             raise JPEGError(f"cannot prepare it: {exc}", str(source)) from exc
         result.error = str(exc)
-        if on_error == "skip":
+        if on_error == "skip" or tried_pixels:
             result.action = "skipped"
             return result
         try:
-            out, result.size, result.new_size = prepare_with_pillow(data, options, str(source))
+            out, result.size, result.new_size = _through_pixels(data, options, source, exc)
             result.action = "pixels"
-        except Exception as pillow_exc:  # noqa: BLE001 - Pillow raises many kinds; each is a record
-            result.action, result.error = "skipped", f"{exc}; Pillow: {pillow_exc}"
+        except JPEGError as pillow_exc:
+            result.action, result.error = "skipped", pillow_exc.reason
             return result
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
@@ -227,16 +257,23 @@ def options_record(options: Options) -> dict:
     return record
 
 
-def read_manifest(dst: pathlib.Path, options: Options) -> dict[str, dict]:
-    """The finished files of an earlier run into ``dst`` whose outputs are still intact
-    (size and checksum); a run with other options is an error, not a silent mix."""
+def read_manifest(dst: pathlib.Path, options: Options, sources: dict[str, pathlib.Path]) -> dict[str, dict]:
+    """The finished files of an earlier run into ``dst`` whose sources (``relative path:
+    path``) are unchanged (size and modification time) and whose outputs are intact (size
+    and checksum); a run with other options is an error, not a silent mix."""
     path = dst / MANIFEST
     if not path.exists():
         return {}
     done = {}
     with open(path) as f:
         lines = f.read().splitlines()
-    if not lines or json.loads(lines[0]).get("options") != options_record(options):
+    if not lines:  # killed before the first line reached the disk
+        return {}
+    try:
+        header = json.loads(lines[0])
+    except json.JSONDecodeError:
+        header = {}
+    if header.get("options") != options_record(options):
         raise ValueError(f"{dst} was prepared with other options ({path}); prepare into a new folder")
     for line in lines[1:]:
         try:
@@ -246,8 +283,14 @@ def read_manifest(dst: pathlib.Path, options: Options) -> dict[str, dict]:
         done[record["path"]] = record
     intact = {}
     for relative, record in done.items():
-        if record["action"] == "skipped":
-            continue  # tried again
+        if record["action"] == "skipped" or relative not in sources:
+            continue  # tried again; or gone from the source
+        try:
+            stat = sources[relative].stat()
+        except OSError:
+            continue
+        if (stat.st_size, stat.st_mtime_ns) != (record["source_bytes"], record.get("source_mtime_ns")):
+            continue  # the source changed: prepared again
         target = dst / relative
         try:
             data = target.read_bytes()
@@ -267,7 +310,7 @@ def _work(job):
 
 
 def prepare(src, dst, options: Options, *, workers: int | None = None, on_error: str = "raise",
-            progress: bool = True, measure: int = MEASURED) -> dict:
+            progress: bool = True, measure: int = MEASURED, overwrite: bool = False) -> dict:
     """Prepares every JPEG under ``src`` into ``dst`` (see the module's docstring) and
     returns the summary that ``DST/prepare-report.json`` holds."""
     from .folder import check_on_error, list_jpegs
@@ -276,15 +319,19 @@ def prepare(src, dst, options: Options, *, workers: int | None = None, on_error:
     src, dst = pathlib.Path(src), pathlib.Path(dst)
     if not src.is_dir():
         raise FileNotFoundError(f"{src} is not a folder")
-    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
-        raise ValueError(f"{dst} is inside {src}: prepare into a folder of its own")
+    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents \
+            or dst.resolve() in src.resolve().parents:
+        raise ValueError(f"{dst} and {src} overlap: prepare into a folder of its own")
     files = list_jpegs(src)
     others = sum(1 for p in src.rglob("*") if p.is_file()) - len(files)
-    dst.mkdir(parents=True, exist_ok=True)
-    done = read_manifest(dst, options)
-    todo = [(f, dst / f.relative_to(src), f.relative_to(src).as_posix(), options, on_error) for f in files
-            if f.relative_to(src).as_posix() not in done]
+    sources = {f.relative_to(src).as_posix(): f for f in files}
     manifest_path = dst / MANIFEST
+    if dst.is_dir() and not manifest_path.exists() and any(dst.iterdir()) and not overwrite:
+        raise ValueError(f"{dst} holds files but no {MANIFEST}: prepare into an empty folder (or overwrite=True, "
+                         "--overwrite, to replace what is there)")
+    dst.mkdir(parents=True, exist_ok=True)
+    done = read_manifest(dst, options, sources)
+    todo = [(f, dst / relative, relative, options, on_error) for relative, f in sources.items() if relative not in done]
     fresh = not manifest_path.exists() or not manifest_path.read_text().strip()
     results = [Result(**{**r, "size": tuple(r["size"]), "new_size": tuple(r["new_size"]),
                          "warnings": tuple(r["warnings"])}) for r in done.values()]
@@ -293,6 +340,7 @@ def prepare(src, dst, options: Options, *, workers: int | None = None, on_error:
     with open(manifest_path, "w" if fresh else "a") as manifest:
         if fresh:
             manifest.write(json.dumps({"options": options_record(options)}) + "\n")
+            manifest.flush()
         pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 and len(todo) > 1 else None
         try:
             outcomes = pool.imap_unordered(_work, todo, chunksize=4) if pool else map(_work, todo)
@@ -422,17 +470,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="processes (default: every usable core)")
     parser.add_argument("--on-error", choices=ON_ERROR, default="raise",
                         help="a file that cannot be read: stop, go through Pillow's pixels, or leave it out (listed)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="prepare into a folder that already holds files (same-named ones are replaced)")
     parser.add_argument("--measure", type=int, default=MEASURED,
                         help="files the summary times and compares (default: %(default)s; 0: none)")
     args = parser.parse_args(argv)
     tables = load_tables(args.tables) if args.tables else None
     options = Options(short_side=args.short_side, max_side=args.max_side, subsampling=args.subsampling,
-                      quality=None if tables else (args.quality or 90), tables=tables, progressive=args.progressive,
+                      quality=args.quality, tables=tables, progressive=args.progressive,
                       small=args.small)
     try:
         summary = prepare(args.src, args.dst, options, workers=args.workers, on_error=args.on_error,
-                          measure=args.measure)
-    except (JPEGError, ValueError, FileNotFoundError) as exc:
+                          measure=args.measure, overwrite=args.overwrite)
+    except (JPEGError, ValueError, OSError) as exc:
         print(f"dctload prepare: {exc}", file=sys.stderr)
         return 1
     print(describe(summary))

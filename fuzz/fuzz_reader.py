@@ -64,7 +64,10 @@ def test_one_input(data: bytes) -> None:
             if not all(np.array_equal(a, b) for a, b in zip(image.components, back.components)):
                 raise AssertionError("write_coefficients did not round-trip")
             if image.width * image.height <= MAX_PIXELS:
-                prepared, _, _ = prepare.prepare_image(data, PREPARE)
+                try:
+                    prepared, _, _ = prepare.prepare_image(data, PREPARE)
+                except ValueError:  # resized coefficients 8-bit JPEG cannot code (a JPEGError is one too)
+                    continue
                 if max(dctload.read_header(prepared)["width"], dctload.read_header(prepared)["height"]) > 24 \
                         and max(image.width, image.height) > 24:
                     raise AssertionError("prepare did not shrink the image")

@@ -80,10 +80,10 @@ class FactorizedEntropyModel(nn.Module):
         with the tails beyond them, leaves out at most :data:`TAIL_MASS`."""
         channels = self.offsets.numel()
         grid = torch.arange(-search, search + 1, dtype=torch.float32, device=self.offsets.device)
-        cumulative = torch.sigmoid(self.logits_cumulative(grid.add(0.5).expand(channels, 1, -1))).double()[:, 0]
-        pmf = torch.diff(cumulative, dim=1, prepend=torch.zeros(channels, 1, dtype=torch.float64,
-                                                               device=cumulative.device))
-        pmf = pmf.clamp(min=0)
+        lower = self.logits_cumulative((grid - 0.5).expand(channels, 1, -1)).double()[:, 0]
+        upper = self.logits_cumulative((grid + 0.5).expand(channels, 1, -1)).double()[:, 0]
+        sign = -torch.sign(lower + upper)  # in float64, in the flatter tail: both tails resolved
+        pmf = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
         offsets, lengths, rows = [], [], []
         for c in range(channels):
             keep = torch.nonzero(pmf[c] > TAIL_MASS / 2).flatten()

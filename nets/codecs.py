@@ -136,6 +136,7 @@ def jpeg_curve(images: torch.Tensor, subsampling: int) -> list[dict]:
 
 def at_rate(curve: list[dict], bpp: float, key: str = "psnr_db") -> float | None:
     """The curve's ``key`` at ``bpp`` (linear between its points), None outside it."""
+    curve = sorted(curve, key=lambda p: p["bpp"])
     rates = [p["bpp"] for p in curve]
     if not rates[0] <= bpp <= rates[-1]:
         return None
@@ -148,7 +149,7 @@ def against(evaluation: dict, curve: list[dict], name: str) -> dict:
     bits) JPEG cannot reach the rate at all; the gain over its lowest point, which spends
     more bits, is then a lower bound (``"below_jpeg_lowest_rate": true``)."""
     at = at_rate(curve, evaluation["bpp"])
-    lowest = curve[0]
+    lowest = min(curve, key=lambda p: p["bpp"])
     below = at is None and evaluation["bpp"] < lowest["bpp"]
     reference = lowest["psnr_db"] if below else at
     return {f"{name}_psnr_at_same_bpp": at,

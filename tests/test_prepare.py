@@ -129,7 +129,7 @@ def test_orientation_and_icc_profile_are_kept():
     base = Image.fromarray(photo_like(200, 240, seed=2))
     exif = Image.Exif()
     exif[0x0112] = 6
-    icc = b"\0" * 128 + b"a made-up ICC profile" * 5000  # spans two APP2 markers
+    icc = b"\0" * 16 + b"RGB " + b"\0" * 108 + b"a made-up ICC profile" * 5000  # two APP2 markers
     buffer = io.BytesIO()
     base.save(buffer, "JPEG", quality=95, exif=exif, icc_profile=icc)
     out, action, _ = P.prepare_image(buffer.getvalue(), P.Options(max_side=100, quality=85))
@@ -170,6 +170,10 @@ def test_options_are_checked():
         P.Options(short_side=64, subsampling="411")
     with pytest.raises(ValueError, match="quality"):
         P.Options(short_side=64, quality=0)
+    with pytest.raises(ValueError, match="tables"):
+        P.Options(short_side=64, tables=([0] * 64, [1] * 64))
+    assert P.Options(short_side=64, tables=([2] * 64, [3] * 64)).quality is None
+    assert P.Options(short_side=64).quality == 90
     assert P.Options(short_side=256).target_size(375, 500) == (256, 341)
     assert P.Options(max_side=512).target_size(1000, 750) == (512, 384)
     assert P.Options(max_side=512).target_size(512, 100) is None
@@ -228,8 +232,55 @@ def test_prepare_raises_naming_the_file(tmp_path):
     assert unreadable.action == "skipped" and "cannot read it" in unreadable.error
     with pytest.raises(dctload.JPEGError, match="broken.jpg|png.jpg"):
         P.prepare(tmp_path / "src", tmp_path / "dst", P.Options(short_side=128), workers=1, progress=False)
-    with pytest.raises(ValueError, match="inside"):
+    with pytest.raises(ValueError, match="overlap"):
         P.prepare(tmp_path / "src", tmp_path / "src" / "out", P.Options(short_side=128), progress=False)
+    with pytest.raises(ValueError, match="overlap"):
+        P.prepare(tmp_path / "src" / "cat", tmp_path / "src", P.Options(short_side=128), progress=False)
+
+
+def test_a_folder_that_holds_files_is_not_overwritten_unless_asked(tmp_path):
+    make_folder(tmp_path / "src")
+    (tmp_path / "dst" / "cat").mkdir(parents=True)
+    (tmp_path / "dst" / "cat" / "0.JPEG").write_bytes(b"the user's own file")
+    options = P.Options(short_side=128)
+    with pytest.raises(ValueError, match="holds files but no"):
+        P.prepare(tmp_path / "src", tmp_path / "dst", options, on_error="skip", progress=False)
+    assert (tmp_path / "dst" / "cat" / "0.JPEG").read_bytes() == b"the user's own file"
+    P.prepare(tmp_path / "src", tmp_path / "dst", options, on_error="skip", progress=False, overwrite=True,
+              measure=0)
+    assert dctload.read_header(tmp_path / "dst" / "cat" / "0.JPEG")["height"] == 128
+
+
+def test_pillow_failures_on_the_pixel_route_follow_the_policy(tmp_path):
+    """A damaged CMYK file (no YCbCr coefficients, and Pillow cannot finish it either)."""
+    (tmp_path / "src").mkdir()
+    cmyk = io.BytesIO()
+    Image.fromarray(photo_like(160, 300, seed=5)).convert("CMYK").save(cmyk, "JPEG", quality=90)
+    (tmp_path / "src" / "cmyk.jpg").write_bytes(cmyk.getvalue()[: len(cmyk.getvalue()) // 2])
+    (tmp_path / "src" / "ok.jpg").write_bytes(encode(photo_like(160, 200), quality=90))
+    for policy in ("skip", "fallback"):
+        summary = P.prepare(tmp_path / "src", tmp_path / policy, P.Options(short_side=64), workers=2,
+                            on_error=policy, progress=False, measure=0)
+        assert [r["path"] for r in summary["skipped"]] == ["cmyk.jpg"] and "Pillow" in summary["skipped"][0]["error"]
+        assert summary["actions"]["scaled"] == 1
+    with pytest.raises(dctload.JPEGError, match="cmyk.jpg.*Pillow"):
+        P.prepare(tmp_path / "src", tmp_path / "raise", P.Options(short_side=64), workers=1, progress=False)
+
+
+def test_icc_profiles_of_other_colour_spaces_are_dropped():
+    rgb_profile = b"\0" * 16 + b"RGB " + b"\0" * 200
+    cmyk_profile = b"\0" * 16 + b"CMYK" + b"\0" * 200
+    for profile, kept in ((rgb_profile, True), (cmyk_profile, False)):
+        buffer = io.BytesIO()
+        Image.fromarray(photo_like(120, 160)).save(buffer, "JPEG", quality=90, icc_profile=profile)
+        out, _, _ = P.prepare_image(buffer.getvalue(), P.Options(short_side=64))
+        with Image.open(io.BytesIO(out)) as im:
+            assert (im.info.get("icc_profile") == profile) is kept
+    cmyk = io.BytesIO()
+    Image.fromarray(photo_like(120, 160)).convert("CMYK").save(cmyk, "JPEG", quality=90, icc_profile=cmyk_profile)
+    out, _, _ = P.prepare_with_pillow(cmyk.getvalue(), P.Options(short_side=64))
+    with Image.open(io.BytesIO(out)) as im:
+        assert im.mode == "RGB" and "icc_profile" not in im.info
 
 
 def test_an_interrupted_run_resumes_and_redoes_only_what_is_missing(tmp_path, monkeypatch):
@@ -254,6 +305,17 @@ def test_an_interrupted_run_resumes_and_redoes_only_what_is_missing(tmp_path, mo
     assert second["resumed"] == 8 - len(set(done)) and second["actions"]["scaled"] + second["actions"]["pixels"] == 8
     with pytest.raises(ValueError, match="other options"):
         P.prepare(tmp_path / "src", tmp_path / "dst", P.Options(short_side=100, quality=81), progress=False)
+    # a changed source is prepared again; a removed one leaves the summary
+    (tmp_path / "src" / "cat" / "1.JPEG").write_bytes(encode(photo_like(300, 300, seed=99), quality=90))
+    (tmp_path / "src" / "dog" / "2.JPEG").unlink()
+    done.clear()
+    third = P.prepare(tmp_path / "src", tmp_path / "dst", options, workers=1, progress=False)
+    assert done == ["cat/1.JPEG"] and third["files"] == 7 and sum(third["actions"].values()) == 7
+    assert dctload.read_header(tmp_path / "dst" / "cat" / "1.JPEG")["width"] == 100
+    # killed before the manifest's first line reached the disk: a fresh start
+    manifest.write_text("")
+    assert P.prepare(tmp_path / "src", tmp_path / "dst", options, workers=1, progress=False,
+                     measure=0)["prepared_now"] == 7
 
 
 def test_the_command_line(tmp_path, capsys):
@@ -268,7 +330,8 @@ def test_the_command_line(tmp_path, capsys):
     assert image.progressive and image.sampling == ((1, 1),) * 3 and max(image.height, image.width) == 96
     assert image.qt[0].tolist() == [3] * 64 and image.qt[1].tolist() == [7] * 64
     assert P.main([str(tmp_path / "src"), str(tmp_path / "dst2"), "--short-side", "96"]) == 1
-    assert "broken.jpg" in capsys.readouterr().err
+    err = capsys.readouterr().err  # the first failure the workers report: either bad file
+    assert "broken.jpg" in err or "png.jpg" in err
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     with pytest.raises(ValueError, match="not a tables file"):
@@ -315,6 +378,38 @@ def test_the_training_recipe_stays_exact_on_prepared_imagenet_files(tmp_path):
         samples.append(dataset[index])
     (y_ref, cbcr_ref), _ = dctload.collate(samples)
     assert torch.equal(y, y_ref) and torch.equal(cbcr, cbcr_ref)
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["411-non-multiple-4-width.jpg", "410.jpg", "440.jpg", "422-odd-width.jpg",
+                                  "420-odd-both.jpg", "2x4.jpg"])
+@pytest.mark.parametrize("subsampling", ["420", "keep"])
+def test_every_subsampling_prepares_and_stays_exact(name, subsampling):
+    """Sources sampled 4:1:1, 4:1:0, 4:4:0, 4:2:2, odd 4:2:0 and 2x4 resize to 80% (chroma
+    upsampled where the output is finer) and requantize, and match the pixel chain."""
+    data = (SHARED_DATA / "jpeg-edge" / "dali-mixed" / name).read_bytes()
+    image = dctload.read_coefficients(data)
+    short = int(0.8 * min(image.height, image.width))
+    for small in ("keep", "requantize"):
+        side = short if small == "keep" else min(image.height, image.width)
+        options = P.Options(short_side=side, subsampling=subsampling, small=small)
+        out, action, _ = P.prepare_image(data, options)
+        assert action == ("scaled" if small == "keep" else "requantized")
+        back = dctload.read_coefficients(out)
+        assert min(back.height, back.width) == side
+        assert back.sampling == (image.sampling if subsampling == "keep" else ((2, 2), (1, 1), (1, 1)))
+    new_size = P.Options(short_side=short).target_size(image.height, image.width)
+    new_sampling = image.sampling if subsampling == "keep" else P.SAMPLINGS["420"]
+    planes = C.scale_components(image.components, image.qt, image.sampling, (image.height, image.width), new_size,
+                                new_sampling)
+    h_max, v_max = (max(s[i] for s in image.sampling) for i in (0, 1))
+    new_h, new_v = (max(s[i] for s in new_sampling) for i in (0, 1))
+    for c, plane in enumerate(planes):
+        (h, v), (nh, nv) = image.sampling[c], new_sampling[c]
+        rows = C.scale_axis(image.height, new_size[0], v_max / v, (new_v, nv))
+        cols = C.scale_axis(image.width, new_size[1], h_max / h, (new_h, nh))
+        reference = pixel_reference(image.dequantize(np.float64)[c], rows, cols).transpose(1, 2, 0)
+        assert np.abs(plane - reference).max() < 2e-6 * np.abs(reference).max(), (name, c)
 
 
 @needs_data
