@@ -248,23 +248,26 @@ def main(argv: Sequence[str] | None = None) -> int:
               "device": device_name, "minutes": args.minutes, "crop": args.crop, "batch": args.batch,
               "jpeg": {"jpeg_420": jpeg_curve(images, 2), "jpeg_444": jpeg_curve(images, 0)},
               "balle2017": [], "comcnn": []}
-    for lmbda in lmbdas:
-        model = Balle2017(args.channels)
-        log = train(model, lambda m, x, lmbda=lmbda: rate_distortion_loss(m(x), x, lmbda)["loss"], crops, seconds,
-                    args.batch, 1e-4 if args.device != "cpu" else 3e-4, args.device)
-        evaluation = evaluate_balle(model, images, args.device)
+    def run(model, loss_of, lr: float, evaluate) -> tuple[dict, dict]:
+        """Trains ``model`` for its share of the time, evaluates it on the held-out crops and
+        compares it with both JPEG curves at its rate: (training log, evaluation)."""
+        log = train(model, loss_of, crops, seconds, args.batch, lr, args.device)
+        evaluation = evaluate(model, images, args.device)
         for name in ("jpeg_420", "jpeg_444"):
             evaluation.update(against(evaluation, result["jpeg"][name], name))
+        return log, evaluation
+
+    for lmbda in lmbdas:
+        log, evaluation = run(Balle2017(args.channels),
+                              lambda m, x, lmbda=lmbda: rate_distortion_loss(m(x), x, lmbda)["loss"],
+                              1e-4 if args.device != "cpu" else 3e-4, evaluate_balle)
         result["balle2017"].append({"lmbda": lmbda, "train": log, "eval": evaluation})
         print(f"Balle 2017, lmbda {lmbda}: {log['steps']} steps in {log['seconds']} s; {evaluation['bpp']:.3f} bpp, "
               f"{evaluation['psnr_db']:.2f} dB (gain over JPEG 4:2:0 at that rate: {evaluation['gain_over_jpeg_420_db']}); "
               f"coded {evaluation['coded_bits']} bits, estimated {evaluation['estimated_bits']:.0f}", flush=True)
     for q in qualities:
-        model = CompressionFramework(q, depth=args.rec_depth)
-        log = train(model, lambda m, x: F.mse_loss(m(x), x), crops, seconds, args.batch, 1e-3, args.device)
-        evaluation = evaluate_comcnn(model, images, args.device)
-        for name in ("jpeg_420", "jpeg_444"):
-            evaluation.update(against(evaluation, result["jpeg"][name], name))
+        log, evaluation = run(CompressionFramework(q, depth=args.rec_depth), lambda m, x: F.mse_loss(m(x), x), 1e-3,
+                              evaluate_comcnn)
         result["comcnn"].append({"quality": q, "train": log, "eval": evaluation})
         print(f"ComCNN/RecCNN at quality {q}: {log['steps']} steps in {log['seconds']} s; {evaluation['bpp']:.3f} "
               f"bpp, {evaluation['psnr_db']:.2f} dB (gain over JPEG 4:2:0 at that rate: "

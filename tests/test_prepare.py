@@ -49,6 +49,24 @@ def test_c_refuses_a_valid_count_beyond_the_size():
                         np.empty((64, 1, 1), np.float32))
 
 
+def scaled_like_the_pixel_chain(image, new_size, new_sampling) -> list[np.ndarray]:
+    """``scale_components`` of ``image``, each plane checked against its own plane
+    inverse-DCT'd, resized (:func:`C.scale_axis`'s axes), padded and DCT'd again in float64,
+    and sized as libjpeg sizes the components; returns the planes."""
+    size = (image.height, image.width)
+    planes = C.scale_components(image.components, image.qt, image.sampling, size, new_size, new_sampling)
+    h_max, v_max = (max(s[i] for s in image.sampling) for i in (0, 1))
+    new_h, new_v = (max(s[i] for s in new_sampling) for i in (0, 1))
+    for c, plane in enumerate(planes):
+        (h, v), (nh, nv) = image.sampling[c], new_sampling[c]
+        rows = C.scale_axis(size[0], new_size[0], v_max / v, (new_v, nv))
+        cols = C.scale_axis(size[1], new_size[1], h_max / h, (new_h, nh))
+        assert plane.shape[:2] == (-(-rows.valid // 8), -(-cols.valid // 8))  # libjpeg's component blocks
+        reference = pixel_reference(image.dequantize(np.float64)[c], rows, cols).transpose(1, 2, 0)
+        assert np.abs(plane - reference).max() < 2e-6 * np.abs(reference).max(), (image.source, c)
+    return planes
+
+
 @pytest.mark.parametrize("subsampling,new_sampling", [
     (0, ((2, 2), (1, 1), (1, 1))),   # 4:4:4 -> 4:2:0, the common ImageNet case
     (2, ((2, 2), (1, 1), (1, 1))),   # 4:2:0 kept
@@ -62,16 +80,7 @@ def test_scale_components_equals_the_pixel_domain_chain(subsampling, new_size, n
     blocks and DCT'd again; quantized in C exactly as :func:`coefficients.quantize` does."""
     image = dctload.read_coefficients(encode(photo_like(75, 101, seed=3), quality=92, subsampling=subsampling))
     size = (image.height, image.width)
-    planes = C.scale_components(image.components, image.qt, image.sampling, size, new_size, new_sampling)
-    h_max, v_max = (max(s[i] for s in image.sampling) for i in (0, 1))
-    new_h, new_v = (max(s[i] for s in new_sampling) for i in (0, 1))
-    for c, plane in enumerate(planes):
-        (h, v), (nh, nv) = image.sampling[c], new_sampling[c]
-        rows = C.scale_axis(size[0], new_size[0], v_max / v, (new_v, nv))
-        cols = C.scale_axis(size[1], new_size[1], h_max / h, (new_h, nh))
-        assert plane.shape[:2] == (-(-rows.valid // 8), -(-cols.valid // 8))  # libjpeg's component blocks
-        reference = pixel_reference(image.dequantize(np.float64)[c], rows, cols).transpose(1, 2, 0)
-        assert np.abs(plane - reference).max() < 2e-6 * np.abs(reference).max(), c
+    planes = scaled_like_the_pixel_chain(image, new_size, new_sampling)
     tables = [np.arange(1, 65, dtype=np.uint16)] * 3
     quantized = C.scale_components(image.components, image.qt, image.sampling, size, new_size, new_sampling, tables)
     for plane, q, table in zip(planes, quantized, tables):
@@ -398,18 +407,9 @@ def test_every_subsampling_prepares_and_stays_exact(name, subsampling):
         back = dctload.read_coefficients(out)
         assert min(back.height, back.width) == side
         assert back.sampling == (image.sampling if subsampling == "keep" else ((2, 2), (1, 1), (1, 1)))
-    new_size = P.Options(short_side=short).target_size(image.height, image.width)
     new_sampling = image.sampling if subsampling == "keep" else P.SAMPLINGS["420"]
-    planes = C.scale_components(image.components, image.qt, image.sampling, (image.height, image.width), new_size,
+    scaled_like_the_pixel_chain(image, P.Options(short_side=short).target_size(image.height, image.width),
                                 new_sampling)
-    h_max, v_max = (max(s[i] for s in image.sampling) for i in (0, 1))
-    new_h, new_v = (max(s[i] for s in new_sampling) for i in (0, 1))
-    for c, plane in enumerate(planes):
-        (h, v), (nh, nv) = image.sampling[c], new_sampling[c]
-        rows = C.scale_axis(image.height, new_size[0], v_max / v, (new_v, nv))
-        cols = C.scale_axis(image.width, new_size[1], h_max / h, (new_h, nh))
-        reference = pixel_reference(image.dequantize(np.float64)[c], rows, cols).transpose(1, 2, 0)
-        assert np.abs(plane - reference).max() < 2e-6 * np.abs(reference).max(), (name, c)
 
 
 @needs_data
